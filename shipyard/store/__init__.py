@@ -1,0 +1,1 @@
+"""The two stores every component reads: metadata (SQLAlchemy) and artifacts (fsspec)."""
