@@ -8,7 +8,7 @@ the working directory > default. Paths default to folders under ``SHIPYARD_HOME`
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import (
@@ -44,6 +44,29 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, ge=1024, description="Largest JSON request body the server accepts"
     )
     http_timeout: float = Field(30.0, gt=0, description="Seconds the SDK waits on the server")
+
+    # security
+    auth: Literal["auto", "on", "off"] = Field(
+        "auto", description="auto: required unless the server binds to a loopback address"
+    )
+    allow_unauthenticated_network: bool = Field(
+        False, description="Really serve without auth on a non-loopback address (logged loudly)"
+    )
+    jwt_algorithm: Literal["HS256", "RS256", "ES256"] = Field("HS256", description="JWT signing")
+    jwt_secret: SecretStr | None = Field(
+        None, description="HS256 secret; unset generates SHIPYARD_HOME/jwt-secret (0600)"
+    )
+    access_token_ttl: int = Field(900, ge=30, le=86400, description="Access token seconds")
+    refresh_token_ttl: int = Field(
+        30 * 86400, ge=300, description="Refresh token lifetime in seconds"
+    )
+    admin_user: str = Field("admin", description="Name of the first admin user")
+    admin_password: SecretStr | None = Field(
+        None, description="Password of the first admin; there is never a default"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed by CORS; empty turns CORS off"
+    )
 
     @classmethod
     def settings_customise_sources(

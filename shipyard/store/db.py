@@ -19,7 +19,7 @@ from shipyard.errors import BackendError, ConfigError, did_you_mean
 metadata = sa.MetaData()
 
 #: The newest migration; a test checks it equals Alembic's head.
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 SUPPORTED_SCHEMES = ("sqlite", "postgresql+psycopg")
 
@@ -141,6 +141,7 @@ def upgrade(engine: Engine) -> None:
 def load_schema() -> sa.MetaData:
     """Import every component's tables onto :data:`metadata` and return it."""
     import shipyard.registry.schema
+    import shipyard.security.schema
     import shipyard.store.schema
     import shipyard.tracking.schema  # noqa: F401
 

@@ -1,0 +1,1 @@
+"""One router per component of the platform server's REST API."""
