@@ -240,7 +240,7 @@ class Server:
     _log: Any = None
 
     def __enter__(self) -> Server:
-        self._log = open(self.cwd / "server.log", "wb")  # noqa: SIM115
+        self._log = open(self.cwd / "server.log", "wb")
         self.proc = subprocess.Popen(
             self.argv,
             env=self.env,
@@ -390,9 +390,7 @@ def summarize(
     ship = side(outcome.shipyard, field)
     mlf = side(outcome.mlflow, mlflow_field or field)
     ratios = [
-        m / s
-        for s, m in zip(ship.get("values", []), mlf.get("values", []), strict=False)
-        if s > 0
+        m / s for s, m in zip(ship.get("values", []), mlf.get("values", []), strict=False) if s > 0
     ]
     return {
         "shipyard": ship,

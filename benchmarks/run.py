@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import _harness as h  # noqa: E402
+import _harness as h
 
 AREAS = ("import", "tracking", "server", "registry")
 
@@ -306,7 +306,9 @@ def area_registry(ctx: Ctx) -> dict[str, h.Outcome]:
             if side == "shipyard" and i >= 0:  # the same pickle, no framework, in .venv
                 bare = [str(ctx.ship_py), str(h.BENCH / "registry" / "floor.py")]
                 got = h.run_child([*bare, "--home", str(home)], env=env, cwd=home)
-                floor.shipyard.append(h.Measurement(got.data, got.wall, got.peak_rss_mb, cpu=got.cpu))
+                floor.shipyard.append(
+                    h.Measurement(got.data, got.wall, got.peak_rss_mb, cpu=got.cpu)
+                )
         if i >= 0:
             getattr(loads, side).append(
                 h.Measurement(loaded.data, loaded.wall, loaded.peak_rss_mb, cpu=loaded.cpu)

@@ -31,12 +31,13 @@ def say(message: str) -> None:
     print(f"\n==> {message}")
 
 
-def p99_latency_ms(model, rows) -> float:  # type: ignore[no-untyped-def]
+def p99_latency_ms(model, frame) -> float:  # type: ignore[no-untyped-def]
     """Single-row prediction latency, the way a model server would see it."""
     timings = []
-    for row in rows[:200]:
+    for i in range(min(len(frame), 200)):
+        row = frame.iloc[[i]]
         start = time.perf_counter()
-        model.predict(row.reshape(1, -1))
+        model.predict(row)
         timings.append((time.perf_counter() - start) * 1000)
     return float(np.percentile(timings, 99))
 
@@ -63,7 +64,7 @@ def train(data, params: dict, columns: list[str], run_name: str) -> str:  # type
                 "accuracy": accuracy_score(y_test, predicted),
                 "f1": f1_score(y_test, predicted),
                 "roc_auc": roc_auc_score(y_test, model.predict_proba(x_test[columns])[:, 1]),
-                "latency_p99_ms": p99_latency_ms(model, x_test[columns].to_numpy()),
+                "latency_p99_ms": p99_latency_ms(model, x_test[columns]),
             }
         )
 

@@ -125,13 +125,8 @@ class Client:
         if self._http is None:
             from shipyard._http import HttpSession
 
-            token = self.settings.token.get_secret_value() if self.settings.token else None
-            self._http = HttpSession(
-                self.settings.url,
-                token=token,
-                timeout=self.settings.http_timeout,
-                workspace=self.workspace,
-            )
+            # SHIPYARD_TOKEN, else the login `shipyard login` saved for settings.url.
+            self._http = HttpSession.from_settings(self.settings, workspace=self.workspace)
         return self._http
 
     def _build_tracking(self) -> TrackingStore:

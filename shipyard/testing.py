@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from shipyard._http import HttpSession
+    from shipyard.client import Client
     from shipyard.config import Settings
     from shipyard.registry.events import EventBus
     from shipyard.registry.http import HttpRegistryStore
@@ -39,6 +40,7 @@ __all__ = [
     "free_port",
     "http_registry_store",
     "http_tracking_store",
+    "in_process_client",
     "platform_client",
     "running_server",
     "test_client",
@@ -87,6 +89,14 @@ def platform_client(
     app_options.setdefault("deliver_webhooks", False)
     app = create_app(settings, **app_options)
     return HttpSession(transport=test_client(app), workspace=workspace)
+
+
+def in_process_client(settings: Settings, workspace: str | None = None) -> Client:
+    """A Client that talks HTTP to a platform server running in-process on ``settings``'
+    stores: the remote transport end to end, without a port."""
+    from shipyard.client import Client
+
+    return Client(settings, workspace=workspace, http=platform_client(settings))
 
 
 @functools.lru_cache(maxsize=16)

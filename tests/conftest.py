@@ -7,12 +7,17 @@ machine and fails under ``CI=true``, so CI always exercises the real thing.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from shipyard.client import Client
 
 CI = os.environ.get("CI", "").lower() == "true"
 POSTGRES_URL = os.environ.get(
@@ -77,12 +82,32 @@ def postgres_database() -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once per session; tests copy it instead of migrating again."""
+    from shipyard.store.db import _engines, engine_for
+
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    url = f"sqlite:///{path}"
+    engine_for(url).dispose()
+    _engines.pop(url, None)
+    return path
+
+
+@pytest.fixture
+def fresh_sqlite_url(migrated_sqlite_template: Path, tmp_path: Path) -> str:
+    """The URL of a new, already migrated SQLite metadata store for this test."""
+    path = tmp_path / "meta.db"
+    shutil.copyfile(migrated_sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def db_url(request: pytest.FixtureRequest) -> str:
     """The metadata store URL, once per backend."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'meta.db'}"
-    return request.getfixturevalue("postgres_database")
+        return str(request.getfixturevalue("fresh_sqlite_url"))
+    return str(request.getfixturevalue("postgres_database"))
 
 
 @pytest.fixture
@@ -101,3 +126,38 @@ def artifacts_url(tmp_path: Path) -> str:
     root = tmp_path / "artifacts"
     root.mkdir()
     return root.as_uri()
+
+
+# The server runs the same SQL stores, so remote on SQLite alone covers the HTTP layer.
+TRANSPORTS = ["local-sqlite", "local-postgres", "remote-sqlite"]
+
+
+@pytest.fixture(params=TRANSPORTS)
+def client(request: pytest.FixtureRequest, tmp_path: Path, artifacts_url: str) -> Iterator[Client]:
+    """A Client in a fresh workspace per transport, with the fluent API routed through it;
+    runs the test left open are ended afterwards."""
+    import shipyard
+    from shipyard.client import Client
+    from shipyard.config import Settings
+    from shipyard.store.db import engine_for
+    from shipyard.store.workspaces import ensure_workspace
+    from shipyard.testing import in_process_client
+    from shipyard.tracking import fluent
+    from shipyard.tracking.entities import RunStatus
+
+    transport, backend = request.param.split("-")
+    db = request.getfixturevalue("fresh_sqlite_url" if backend == "sqlite" else "postgres_database")
+    settings = Settings(home=tmp_path / "home", db=db, artifacts=artifacts_url)
+    workspace = f"ws-{uuid.uuid4().hex[:10]}"
+    ensure_workspace(engine_for(db), workspace)
+    if transport == "remote":
+        made = in_process_client(settings, workspace)
+    else:
+        made = Client(settings, workspace=workspace)
+    fluent.use_client(made)
+    yield made
+    while shipyard.active_run() is not None:
+        shipyard.end_run()
+    for active in list(fluent._live.values()):
+        fluent._finish(active, RunStatus.KILLED)
+    fluent.use_client(None)

@@ -3,7 +3,6 @@ on every transport (in-process SQLite / PostgreSQL, and the platform server)."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -13,48 +12,6 @@ from shipyard.client import Client
 from shipyard.config import Settings
 from shipyard.errors import ConflictError, ModelNotFoundError, RunNotFoundError
 from shipyard.tracking.entities import Metric, Param, RunStatus
-
-
-def _remote_client(settings: Settings, workspace: str) -> Client:
-    """A client of the platform server, running in-process on ``settings``' stores."""
-    from shipyard.testing import platform_client
-
-    return Client(settings, workspace=workspace, http=platform_client(settings))
-
-
-# The server runs the same SQL stores, so remote on SQLite alone covers the HTTP layer.
-TRANSPORTS = ["local-sqlite", "local-postgres", "remote-sqlite"]
-
-
-def _settings_for(request: pytest.FixtureRequest, tmp_path: Path, artifacts_url: str) -> Settings:
-    backend = request.param.split("-")[1]
-    if backend == "sqlite":
-        db = f"sqlite:///{tmp_path / 'meta.db'}"
-    else:
-        db = request.getfixturevalue("postgres_database")
-    return Settings(home=tmp_path / "home", db=db, artifacts=artifacts_url)
-
-
-def _fresh_workspace(db: str) -> str:
-    """A workspace of the test's own, so tests sharing a database never collide."""
-    from shipyard.store.db import engine_for
-    from shipyard.store.workspaces import ensure_workspace
-
-    name = f"ws-{uuid.uuid4().hex[:10]}"
-    ensure_workspace(engine_for(db), name)
-    return name
-
-
-def _client_for(request: pytest.FixtureRequest, settings: Settings) -> Client:
-    workspace = _fresh_workspace(settings.db)
-    if request.param.startswith("remote"):
-        return _remote_client(settings, workspace)
-    return Client(settings, workspace=workspace)
-
-
-@pytest.fixture(params=TRANSPORTS)
-def client(request: pytest.FixtureRequest, tmp_path: Path, artifacts_url: str) -> Client:
-    return _client_for(request, _settings_for(request, tmp_path, artifacts_url))
 
 
 def test_client_is_cheap_to_build_and_picks_the_transport_from_settings(tmp_path: Path) -> None:

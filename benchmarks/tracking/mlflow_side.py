@@ -92,7 +92,9 @@ def _build(client: MlflowClient, exp_id: str, n: int) -> float:
         run_id = client.create_run(exp_id).info.run_id
         client.log_batch(
             run_id,
-            metrics=[Metric(key=k, value=v, timestamp=_data.BASE_TS, step=0) for k, v in metrics.items()],
+            metrics=[
+                Metric(key=k, value=v, timestamp=_data.BASE_TS, step=0) for k, v in metrics.items()
+            ],
             params=[Param(k, v) for k, v in params.items()],
         )
     return time.perf_counter() - start

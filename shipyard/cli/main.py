@@ -10,7 +10,17 @@ import sys
 
 import typer
 
-from shipyard.cli import artifacts, experiments, models, runs, server, workspaces
+from shipyard.cli import (
+    artifacts,
+    audit,
+    auth,
+    experiments,
+    models,
+    runs,
+    server,
+    users,
+    workspaces,
+)
 
 app = typer.Typer(
     name="shipyard",
@@ -25,6 +35,16 @@ app.add_typer(runs.app, name="runs", help="List, inspect and compare runs.")
 app.add_typer(models.app, name="models", help="Registered models, versions, aliases, gates.")
 app.add_typer(artifacts.app, name="artifacts", help="List and download run artifacts.")
 app.add_typer(workspaces.app, name="workspaces", help="Create and list workspaces.")
+app.command("login")(auth.login)
+app.command("logout")(auth.logout)
+app.command("whoami")(auth.whoami)
+app.add_typer(users.app, name="users", help="Users: create, list, disable, enable, set roles.")
+app.add_typer(
+    users.service_accounts_app, name="service-accounts", help="Service accounts for automation."
+)
+app.add_typer(users.api_keys_app, name="api-keys", help="Create, list and revoke API keys.")
+app.add_typer(users.keys_app, name="keys", help="Rotate the keys that sign access tokens.")
+app.add_typer(audit.app, name="audit", help="Verify and export the tamper-evident audit log.")
 
 
 @app.command("version")

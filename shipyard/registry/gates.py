@@ -278,7 +278,7 @@ def _format_value(value: float) -> str:
     value = float(value)
     if value.is_integer() and abs(value) < 1e15:
         return str(int(value))
-    return repr(value)
+    return f"{value:.6g}"
 
 
 _COMPARE = {

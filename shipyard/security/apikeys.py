@@ -189,6 +189,21 @@ class ApiKeyVerifier:
             self._cache[key_id] = (now, row)
         return row
 
+    def is_warm(self, key: str) -> bool:
+        """True when :meth:`verify` of ``key`` would touch no database (its row is cached
+        and its ``last_used_at`` is not due), so a server may call it on its event loop."""
+        key_id = key_id_of(key)
+        if key_id is None:
+            return True  # refused without a lookup
+        now = time.monotonic()
+        hit = self._cache.get(key_id)
+        touched = self._touched.get(key_id)
+        return (
+            hit is not None
+            and now - hit[0] < self._ttl
+            and (hit[1] is None or (touched is not None and now - touched < 60))
+        )
+
     def verify(self, key: str) -> ApiKeyInfo:
         """The info of a valid key.
 

@@ -413,6 +413,57 @@ def iter_records(
             yield _record(row)
 
 
+def export_lines(
+    engine: Engine,
+    *,
+    since: int | datetime | None = None,
+    until: int | datetime | None = None,
+    format: str = "jsonl",
+) -> Iterator[str]:
+    """The export as lines of text, each ending in a newline (a CSV header first), so a
+    server can stream it; see :func:`export`."""
+    if format not in EXPORT_FORMATS:
+        raise InvalidArgumentError(
+            f"Unknown export format {format!r}. Supported: {', '.join(EXPORT_FORMATS)}."
+        )
+    return _export_lines(engine, since, until, format)
+
+
+class _LineBuffer:
+    """A file-like sink for csv.writer that hands back what was written."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def take(self) -> str:
+        text, self.text = self.text, ""
+        return text
+
+
+def _export_lines(
+    engine: Engine,
+    since: int | datetime | None,
+    until: int | datetime | None,
+    format: str,
+) -> Iterator[str]:
+    buffer = _LineBuffer()
+    writer = csv.writer(buffer) if format == "csv" else None
+    if writer is not None:
+        writer.writerow(_FIELDS)
+        yield buffer.take()
+    for record in iter_records(engine, since=since, until=until):
+        body = record.to_dict()
+        if writer is None:
+            yield canonical_json(body) + "\n"
+        else:
+            writer.writerow([canonical_json(v) if k == "details" else v for k, v in body.items()])
+            yield buffer.take()
+
+
 def export(
     engine: Engine,
     out: TextIO,
@@ -423,22 +474,11 @@ def export(
 ) -> int:
     """Write records to ``out`` as JSON lines or CSV (``details`` as a JSON string);
     returns how many were written."""
-    if format not in EXPORT_FORMATS:
-        raise InvalidArgumentError(
-            f"Unknown export format {format!r}. Supported: {', '.join(EXPORT_FORMATS)}."
-        )
-    writer = csv.writer(out) if format == "csv" else None
-    if writer is not None:
-        writer.writerow(_FIELDS)
-    count = 0
-    for record in iter_records(engine, since=since, until=until):
-        body = record.to_dict()
-        if writer is None:
-            out.write(canonical_json(body) + "\n")
-        else:
-            writer.writerow([canonical_json(v) if k == "details" else v for k, v in body.items()])
+    count = -1 if format == "csv" else 0  # the CSV header is not a record
+    for line in export_lines(engine, since=since, until=until, format=format):
+        out.write(line)
         count += 1
-    return count
+    return max(count, 0)
 
 
 def _hash_at(record: AuditRecord, seq: int) -> str:

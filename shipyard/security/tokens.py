@@ -64,12 +64,23 @@ def _invalid(message: str, hint: str | None = _HINT) -> InvalidTokenError:
 
 
 class AccessTokens:
-    """Issues and checks access JWTs with the keys of a :class:`KeyRing`."""
+    """Issues and checks access JWTs with the keys of a :class:`KeyRing`.
 
-    def __init__(self, keys: KeyRing, policy: TokenPolicy | None = None) -> None:
+    A client sends the same access token on every request until it expires, so tokens
+    that passed every check are remembered (at most ``cache_size``): a repeat costs a
+    dictionary lookup, a check that its key still verifies (not retired) and a check of
+    ``exp``, instead of parsing and verifying the signature again (~70 us).
+    """
+
+    def __init__(
+        self, keys: KeyRing, policy: TokenPolicy | None = None, *, cache_size: int = 10_000
+    ) -> None:
         self.keys = keys
         self.policy = policy or TokenPolicy()
         self._jwt = jwt.PyJWT(options={"require": list(REQUIRED_CLAIMS)})
+        self._cache_size = cache_size
+        # token -> (claims, kid, alg); only tokens that passed decode() get in.
+        self._verified: dict[str, tuple[dict[str, Any], str, str]] = {}
 
     def issue(
         self, principal: Principal, *, now: float | None = None
@@ -105,6 +116,23 @@ class AccessTokens:
                 retired ``kid``; bad signature; expired; not yet valid; wrong ``iss`` or
                 ``aud``; a required claim missing.
         """
+        hit = self._verified.get(token)
+        if hit is not None:
+            claims, kid, alg = hit
+            key = self.keys.verification_key(kid)
+            if key is not None and key.alg == alg:
+                if time.time() < float(claims["exp"]) + self.policy.leeway:
+                    return claims
+                self._verified.pop(token, None)
+                raise _invalid("Access token has expired.", hint="Refresh it, or log in again.")
+            self._verified.pop(token, None)
+        claims, kid, alg = self._decode(token)
+        if len(self._verified) >= self._cache_size:
+            self._verified.clear()
+        self._verified[token] = (claims, kid, alg)
+        return claims
+
+    def _decode(self, token: str) -> tuple[dict[str, Any], str, str]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
@@ -124,7 +152,7 @@ class AccessTokens:
                 f"only signs {key.alg}."
             )
         try:
-            return self._jwt.decode(
+            claims = self._jwt.decode(
                 token,
                 key.verify_key,
                 algorithms=[key.alg],
@@ -152,6 +180,7 @@ class AccessTokens:
             raise _invalid(f"Access token lacks the '{exc.claim}' claim.") from None
         except jwt.InvalidTokenError as exc:
             raise _invalid(f"Access token is invalid: {exc}.") from None
+        return claims, kid, alg
 
 
 @dataclass(frozen=True)

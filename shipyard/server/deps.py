@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import re
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -29,20 +29,35 @@ if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.registry.events import EventBus
     from shipyard.registry.store import RegistryStore
+    from shipyard.security import AuditLog, SecurityService
+    from shipyard.security.entities import Principal
     from shipyard.store.artifacts import ArtifactStore
     from shipyard.tracking.store import TrackingStore
 
 __all__ = [
+    "AUTHENTICATED",
+    "CONTEXT_KEY",
     "PERMISSION_KEY",
+    "PUBLIC",
+    "SITE",
     "WORKSPACE_PATTERN",
     "Authorizer",
     "DeclaredRoute",
     "Permission",
     "PermissionRoute",
     "Platform",
+    "RequestContext",
+    "actor_of",
+    "authenticated",
+    "authorize_also",
     "declared_routes",
+    "note_resource",
     "platform",
+    "principal_of",
+    "public",
     "registry_store",
+    "request_context",
+    "requested_workspace",
     "requires",
     "route_permission",
     "tracking_store",
@@ -91,6 +106,25 @@ class Platform:
         self._known: set[str] = {DEFAULT_WORKSPACE}
         self._tracking: dict[str, TrackingStore] = {}
         self._registry: dict[str, RegistryStore] = {}
+        #: The audit log mutating calls are recorded in; None when auditing is off.
+        self.audit: AuditLog | None = None
+        self._security: SecurityService | None = None
+
+    @property
+    def security(self) -> SecurityService:
+        """The security service (identities, tokens, audit), built on first use when the
+        app did not get one (auth off: only the identity routes need it)."""
+        if self._security is None:
+            from shipyard.server.auth import security_service
+
+            with self._lock:
+                if self._security is None:
+                    self._security = security_service(self.settings)
+        return self._security
+
+    @security.setter
+    def security(self, service: SecurityService) -> None:
+        self._security = service
 
     def __repr__(self) -> str:
         from shipyard.store.db import mask_url
@@ -143,6 +177,14 @@ def _platform(request: Request) -> Platform:
 async def platform(request: Request) -> Platform:
     """The app's :class:`Platform` (async: a plain ``def`` would cost a threadpool hop)."""
     return _platform(request)
+
+
+def requested_workspace(request: Request) -> str:
+    """The workspace a request names (header, else query, else default), unchecked."""
+    header = request.headers.get(WORKSPACE_HEADER)
+    if header is not None:
+        return header
+    return request.query_params.get("workspace", DEFAULT_WORKSPACE)
 
 
 async def workspace(
@@ -204,28 +246,87 @@ async def registry_store(request: Request, ws: Workspace) -> RegistryStore:
 
 # -- permissions ----------------------------------------------------------------------------
 
+#: Key in the ASGI scope of the :class:`RequestContext` a request's layers share.
+CONTEXT_KEY = "shipyard.context"
+
+#: The "workspace" site-wide permissions are checked in: no workspace role counts there.
+SITE = ""
+
 
 @dataclass(frozen=True)
 class Permission:
-    """A permission a route needs: an action on a resource type, e.g. ``runs:write``."""
+    """A permission a route needs: an action on a resource type, e.g. ``runs:write``.
+
+    ``site`` permissions (users, signing keys, the audit log) are held through the
+    principal's site-wide role only: an admin of one workspace is not an admin of users.
+    :data:`PUBLIC` and :data:`AUTHENTICATED` are the two declarations outside the role
+    table: no credential at all, and any valid credential.
+    """
 
     resource: str
     action: str
+    site: bool = False
 
     def __str__(self) -> str:
+        if self in (PUBLIC, AUTHENTICATED):
+            return self.resource
         return f"{self.resource}:{self.action}"
 
+    @property
+    def is_public(self) -> bool:
+        return self == PUBLIC
 
-def requires(resource: str, action: str) -> Callable[[Request], Awaitable[None]]:
-    """A dependency that declares (and, once auth is on, checks) a route's permission.
 
-    Every /api route lists one in ``dependencies=[Depends(requires("runs", "write"))]``;
-    a test walks the route table and fails for a route without. With no authorizer
-    installed (``app.state.authorizer`` is None: auth off) it allows everything.
-    """
-    permission = Permission(resource, action)
+PUBLIC = Permission("public", "none")
+AUTHENTICATED = Permission("authenticated", "any")
+
+
+class RequestContext:
+    """What the layers of one request tell each other: the route's permission, the caller
+    (set by the authorizer), the workspace it acted in and, for creations, the new
+    resource's id. The audit middleware reads it after the route ran."""
+
+    __slots__ = ("permission", "principal", "resource_id", "workspace")
+
+    def __init__(self) -> None:
+        self.permission: Permission | None = None
+        self.principal: Principal | None = None
+        self.workspace: str | None = None
+        self.resource_id: str | None = None
+
+
+def request_context(scope: MutableMapping[str, Any]) -> RequestContext:
+    """The request's :class:`RequestContext`, created on first use."""
+    context = scope.get(CONTEXT_KEY)
+    if context is None:
+        context = scope[CONTEXT_KEY] = RequestContext()
+    return context  # type: ignore[no-any-return]
+
+
+def principal_of(request: Request) -> Principal | None:
+    """The authenticated caller, or None when auth is off."""
+    context: RequestContext | None = request.scope.get(CONTEXT_KEY)
+    return None if context is None else context.principal
+
+
+def actor_of(request: Request) -> str:
+    """The audit actor of a request: the principal's id, or ``anonymous`` (auth off)."""
+    principal = principal_of(request)
+    return principal.id if principal is not None else "anonymous"
+
+
+def note_resource(request: Request, resource_id: object) -> None:
+    """Name the resource a creating route made, for its audit record."""
+    request_context(request.scope).resource_id = str(resource_id)
+
+
+def _guard(permission: Permission) -> Callable[[Request], Awaitable[None]]:
+    resource, action = permission.resource, permission.action
 
     async def check_permission(request: Request) -> None:
+        request_context(request.scope).permission = permission
+        if permission.is_public:
+            return
         authorizer: Authorizer | None = getattr(request.app.state, "authorizer", None)
         if authorizer is None:
             return
@@ -236,6 +337,58 @@ def requires(resource: str, action: str) -> Callable[[Request], Awaitable[None]]
     check_permission.permission = permission  # type: ignore[attr-defined]
     check_permission.__name__ = f"requires_{resource}_{action}"
     return check_permission
+
+
+def requires(
+    resource: str, action: str, *, site: bool = False
+) -> Callable[[Request], Awaitable[None]]:
+    """A dependency that declares (and, once auth is on, checks) a route's permission.
+
+    Every /api route lists one in ``dependencies=[Depends(requires("runs", "write"))]``;
+    a test walks the route table and fails for a route without. With no authorizer
+    installed (``app.state.authorizer`` is None: auth off) it allows everything.
+
+    Args:
+        resource: A resource type of :data:`shipyard.security.rbac.RESOURCE_ACTIONS`.
+        action: One of that type's actions.
+        site: Check it against the site-wide role only (users, keys, audit).
+
+    Raises:
+        ValueError: The permission does not exist (so a typo fails when the app starts).
+    """
+    from shipyard.security.rbac import check_permission
+
+    check_permission(resource, action)
+    return _guard(Permission(resource, action, site))
+
+
+def public() -> Callable[[Request], Awaitable[None]]:
+    """Declare a route that needs no credential (health, the token endpoint, JWKS)."""
+    return _guard(PUBLIC)
+
+
+def authenticated() -> Callable[[Request], Awaitable[None]]:
+    """Declare a route any authenticated caller may use (``/auth/me``, its own API keys)."""
+    return _guard(AUTHENTICATED)
+
+
+def authorize_also(
+    request: Request,
+    resource: str,
+    action: str,
+    resource_name: str | None = None,
+    *,
+    site: bool = False,
+) -> None:
+    """Check a permission a route needs beyond its declared one, decided by its input
+    (moving a gated alias also needs ``promotions:write``). A no-op with auth off.
+
+    Call it from a route after its declared permission passed (the caller is known).
+    """
+    authorizer: Any = getattr(request.app.state, "authorizer", None)
+    check = getattr(authorizer, "check", None)
+    if check is not None:
+        check(request, resource, action, resource_name, site=site)
 
 
 def _find_permission(dependant: Dependant) -> Permission | None:
@@ -266,6 +419,8 @@ class PermissionRoute(APIRoute):
                 **(self.openapi_extra or {}),
                 PERMISSION_KEY: str(self.permission),
             }
+            if self.permission.site:
+                self.openapi_extra[f"{PERMISSION_KEY}-site-wide"] = True
 
 
 @dataclass(frozen=True)

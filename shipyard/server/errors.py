@@ -18,7 +18,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shipyard.errors import ShipyardError
 
-__all__ = ["InternalErrorMiddleware", "error_response", "install_error_handlers"]
+__all__ = [
+    "SECRET_FIELDS",
+    "InternalErrorMiddleware",
+    "error_response",
+    "install_error_handlers",
+]
 
 logger = logging.getLogger("shipyard.server")
 
@@ -45,12 +50,25 @@ def error_response(
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
+#: Fields whose values a validation error never repeats back (or logs).
+SECRET_FIELDS = frozenset(
+    {"password", "client_secret", "refresh_token", "access_token", "token", "secret", "key"}
+)
+
+
 async def _shipyard_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ShipyardError)
     if exc.http_status >= 500:
         logger.error("%s: %s", type(exc).__name__, exc, exc_info=exc)
     details = {"failing": exc.failing} if hasattr(exc, "failing") else None
-    return error_response(exc.http_status, exc.code, str(exc), details)
+    headers = None
+    if exc.http_status == 401:
+        # RFC 6750: a 401 names the scheme the client should authenticate with.
+        headers = {"WWW-Authenticate": 'Bearer realm="shipyard"'}
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int | float):
+        headers = {"Retry-After": str(max(1, int(retry_after)))}
+    return error_response(exc.http_status, exc.code, str(exc), details, headers)
 
 
 def _field(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -68,9 +86,11 @@ def _problem(error: dict[str, Any]) -> str:
     if error.get("type") == "json_invalid":
         reason = (error.get("ctx") or {}).get("error", "")
         return f"request body is not valid JSON ({reason})" if reason else "invalid JSON"
-    text = f"{_field(error.get('loc', ()))}: {error.get('msg', 'invalid')}"
+    loc = error.get("loc", ())
+    text = f"{_field(loc)}: {error.get('msg', 'invalid')}"
     value = error.get("input")
-    if isinstance(value, str | int | float | bool) and len(repr(value)) <= 80:
+    secret = any(isinstance(part, str) and part in SECRET_FIELDS for part in loc)
+    if not secret and isinstance(value, str | int | float | bool) and len(repr(value)) <= 80:
         text += f" (got {value!r})"
     return text
 

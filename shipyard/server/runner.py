@@ -71,15 +71,25 @@ def app_from_env() -> FastAPI:
     return create_app(load_settings())
 
 
+#: Settings workers never need, so they are not handed to them: the first admin's
+#: password is used once, before the workers start, and the server is no SDK client.
+_NOT_EXPORTED = frozenset({"admin_password", "token"})
+
+
 def _export(settings: Settings) -> None:
-    """Put every setting in the environment, where spawned workers rebuild them from.
+    """Put the settings in the environment, where spawned workers rebuild them from.
 
     All of them, not only the stores: the bind address, for one, decides whether auth is
-    required, and a worker must not see a loopback default instead.
+    required, and a worker must not see a loopback default instead. The JWT secret goes
+    too (every worker must sign alike); the admin password and the client token are
+    removed from the environment instead.
     """
     from pydantic import SecretStr
 
     for name, value in settings.model_dump().items():
+        if name in _NOT_EXPORTED:
+            os.environ.pop(f"SHIPYARD_{name.upper()}", None)
+            continue
         if value is None:
             continue
         if isinstance(value, SecretStr):
@@ -101,7 +111,8 @@ def serve(
 ) -> None:
     """Serve the platform on ``settings.host:settings.port`` until interrupted.
 
-    The schema is migrated once here, before workers start, so they never race on it.
+    The schema is migrated once here, before workers start, so they never race on it,
+    and the security checks run here too, so a refused start fails before any worker.
 
     Args:
         settings: store locations, bind address and limits.
@@ -113,10 +124,14 @@ def serve(
     """
     import uvicorn
 
+    from shipyard.server.auth import preflight
     from shipyard.store.db import dispose_all, engine_for
 
-    _export(settings)
     engine_for(settings.db)
+    # Refuse to start (auth off on a network address, no admin) before any worker does,
+    # and create the first admin once; then the password can leave the environment.
+    preflight(settings)
+    _export(settings)
     dispose_all()  # no pooled connection may cross into the workers
     uvicorn.run(
         "shipyard.server.runner:app_from_env",

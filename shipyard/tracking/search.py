@@ -22,9 +22,10 @@ comparison except ``!=`` and ``not in``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -68,6 +69,13 @@ NUMERIC_OPS = ("=", "!=", ">", ">=", "<", "<=", "IN", "NOT IN")
 STRING_OPS = ("=", "!=", "LIKE", "ILIKE", "IN", "NOT IN")
 ALL_OPS = ("=", "!=", ">", ">=", "<", "<=", "LIKE", "ILIKE", "IN", "NOT IN")
 
+#: Bounds that keep a filter well inside every backend's limits (bound variables,
+#: expression depth) and the parser's recursion.
+MAX_FILTER_LENGTH = 20_000
+MAX_COMPARISONS = 200
+MAX_DEPTH = 50
+MAX_ORDER_KEYS = 10
+
 _KEYWORDS = {"and", "or", "not", "like", "ilike", "in", "asc", "desc"}
 _BARE_KEY = re.compile(r"[A-Za-z0-9_\-./]+")
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -106,7 +114,7 @@ class Comparison:
     field: Field
     op: str
     value: Value | tuple[Value, ...]
-    position: int = field(default=0, compare=False)
+    position: int = dataclasses.field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
@@ -264,6 +272,8 @@ class _Parser:
         self.source = source
         self.tokens = tokenize(source)
         self.index = 0
+        self.depth = 0
+        self.comparisons = 0
 
     @property
     def token(self) -> _Token:
@@ -306,19 +316,26 @@ class _Parser:
         return terms[0] if len(terms) == 1 else And(tuple(terms))
 
     def not_expr(self) -> Node:
-        if self.at("keyword", "NOT"):
-            self.advance()
-            return Not(self.not_expr())
-        if self.at("symbol", "("):
-            self.advance()
+        if not (self.at("keyword", "NOT") or self.at("symbol", "(")):
+            return self.comparison()
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(
+                f"The filter nests 'not' and parentheses more than {MAX_DEPTH} levels deep at "
+                f"position {self.token.pos}.",
+                hint="Simplify the filter.",
+            )
+        if self.advance().value == "NOT":
+            node: Node = Not(self.not_expr())
+        else:
             node = self.or_expr()
             if not self.at("symbol", ")"):
                 raise self.fail(
                     f"Expected ')' at position {self.token.pos}, got {_described(self.token)}."
                 )
             self.advance()
-            return node
-        return self.comparison()
+        self.depth -= 1
+        return node
 
     def field(self, expected: str) -> tuple[_Token, Field]:
         token = self.token
@@ -331,6 +348,13 @@ class _Parser:
         return token, token.value
 
     def comparison(self) -> Comparison:
+        self.comparisons += 1
+        if self.comparisons > MAX_COMPARISONS:
+            raise self.fail(
+                f"The filter has more than {MAX_COMPARISONS} comparisons at position "
+                f"{self.token.pos}.",
+                hint="Use IN (...) for many values of one field.",
+            )
         field_token, target = self.field(
             "Expected a field (metrics.<key>, params.<key>, tags.<key> or an attribute "
             "such as status)"
@@ -428,7 +452,7 @@ class _Parser:
             )
 
     def parse_order_key(self) -> OrderKey:
-        _, target = self.field(
+        field_token, target = self.field(
             "Expected a field to order by (e.g. metrics.acc, params.lr, start_time)"
         )
         ascending = True
@@ -436,7 +460,7 @@ class _Parser:
             ascending = self.advance().value == "ASC"
         if not self.at("end"):
             raise self.fail(
-                f"Expected ASC, DESC or the end after '{target.render()}' at position "
+                f"Expected ASC, DESC or the end after '{field_token.text}' at position "
                 f"{self.token.pos}, got {_described(self.token)}."
             )
         return OrderKey(target, ascending)
@@ -450,11 +474,20 @@ def parse_filter(source: str) -> Node | None:
     """
     if not source or not source.strip():
         return None
+    if len(source) > MAX_FILTER_LENGTH:
+        raise FilterSyntaxError(
+            f"The filter has {len(source)} characters; the limit is {MAX_FILTER_LENGTH}.",
+            hint="Use IN (...) for many values of one field, or split the search.",
+        )
     return _Parser(source).parse_filter()
 
 
 def parse_order_by(items: Sequence[str]) -> list[OrderKey]:
     """Parse ``order_by`` items such as ``"metrics.acc DESC"`` or ``"start_time"``."""
+    if len(items) > MAX_ORDER_KEYS:
+        raise FilterSyntaxError(
+            f"order_by has {len(items)} items; the limit is {MAX_ORDER_KEYS}.",
+        )
     keys = []
     for item in items:
         if isinstance(item, str) and item.strip():
@@ -556,7 +589,7 @@ def _compare(
         "<": column.__lt__,
         "<=": column.__le__,
     }
-    return operators[op](value)  # type: ignore[no-any-return]
+    return operators[op](value)
 
 
 def _compile_comparison(node: Comparison, dialect: str) -> sa.ColumnElement[bool]:
@@ -570,8 +603,14 @@ def _compile_comparison(node: Comparison, dialect: str) -> sa.ColumnElement[bool
         return condition
     table = {"metric": latest_metrics, "param": params, "tag": run_tags}[target.kind]
     condition = _compare(table.c.value, node.op, node.value, dialect)
-    if False:
+    if target.kind == "metric" and node.op not in ("!=", "NOT IN"):
         condition = sa.and_(condition, table.c.value != nan_value(dialect))
+        if dialect == "sqlite":
+            # SQLite runs EXISTS once per candidate run; IN reads the (key, value) index
+            # range once, which is far faster for selective filters such as acc > 0.95.
+            # (PostgreSQL plans both forms as the same semi-join.)
+            matching = sa.select(table.c.run_id).where(table.c.key == target.key, condition)
+            return runs.c.run_id.in_(matching)
     return sa.exists().where(table.c.run_id == runs.c.run_id, table.c.key == target.key, condition)
 
 

@@ -7,11 +7,7 @@ latest value per metric key.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import numbers
-import re
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -31,6 +27,25 @@ from shipyard.errors import (
 )
 from shipyard.store.db import mask_url, now_ms
 from shipyard.tracking import search
+from shipyard.tracking._sql_batch import BatchWriter, Point
+from shipyard.tracking._validation import (
+    MAX_BATCH_METRICS,
+    MAX_BATCH_PARAMS,
+    MAX_BATCH_TAGS,
+    MAX_PARAM_VALUE_LENGTH,
+    MAX_TAG_VALUE_LENGTH,
+    check_dataset_input,
+    check_key,
+    check_max_results,
+    check_name,
+    check_value,
+    clean_artifact_path,
+    decode_page_token,
+    encode_page_token,
+    metric_int,
+    metric_value,
+    run_status,
+)
 from shipyard.tracking.entities import (
     Dataset,
     DatasetInput,
@@ -57,23 +72,11 @@ from shipyard.tracking.schema import (
 )
 from shipyard.types import ArtifactInfo, Page
 
-MAX_KEY_LENGTH = 250
-MAX_PARAM_VALUE_LENGTH = 6000
-MAX_TAG_VALUE_LENGTH = 8000
-MAX_NAME_LENGTH = 256
-MAX_BATCH_METRICS = 50_000
-MAX_BATCH_PARAMS = 1_000
-MAX_BATCH_TAGS = 1_000
-MAX_RESULTS = 50_000
+_Row = sa.Row[*tuple[Any, ...]]  # a result row of any shape
+
 _IN_CHUNK = 500  # ids per IN (...) list, well under SQLite's bound-variable limit
-_KEY = re.compile(r"^[A-Za-z0-9_\-. /]+$")
 _ACTIVE = "active"
 _DELETED = "deleted"
-
-# Built once: log_batch runs it on every call.
-_RUN_STATE = sa.select(runs.c.status, runs.c.lifecycle_stage).where(
-    runs.c.run_id == sa.bindparam("run_id"), runs.c.workspace == sa.bindparam("workspace")
-)
 
 _ADJECTIVES = (
     "amber", "bold", "brave", "bright", "calm", "clever", "crisp", "daring",
@@ -97,107 +100,9 @@ def generate_run_name(run_id: str) -> str:
     return f"{adjective}-{noun}-{number % 1000:03d}"
 
 
-def encode_page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
-
-
-def decode_page_token(token: str | None) -> int:
-    """The offset in an opaque page token; InvalidArgumentError when it is not ours."""
-    if not token:
-        return 0
-    try:
-        offset = json.loads(base64.urlsafe_b64decode(token.encode()))["offset"]
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError):
-        offset = None
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-        raise InvalidArgumentError(
-            f"Invalid page_token {token!r}.",
-            hint="Pass the next_page_token of the previous page unchanged, or omit it.",
-        )
-    return offset
-
-
-def _check_max_results(max_results: int) -> None:
-    if isinstance(max_results, bool) or not isinstance(max_results, int):
-        raise InvalidArgumentError(f"max_results must be an integer, got {max_results!r}.")
-    if not 1 <= max_results <= MAX_RESULTS:
-        raise InvalidArgumentError(
-            f"max_results must be between 1 and {MAX_RESULTS}, got {max_results}.",
-            hint="Page through larger results with next_page_token.",
-        )
-
-
-def _check_key(key: object, what: str) -> str:
-    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH or not _KEY.match(key):
-        raise InvalidArgumentError(
-            f"Invalid {what} key {key!r}.",
-            hint=f"Use 1-{MAX_KEY_LENGTH} letters, digits, spaces or the characters _ - . /.",
-        )
-    return key
-
-
-def _check_name(name: object, what: str) -> str:
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_LENGTH:
-        raise InvalidArgumentError(
-            f"Invalid {what} name {name!r}.",
-            hint=f"Use a non-empty name of at most {MAX_NAME_LENGTH} characters.",
-        )
-    return name
-
-
-def _check_value(key: str, value: object, limit: int, what: str) -> str:
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > limit:
-        raise InvalidArgumentError(
-            f"Value of {what} '{key}' has {len(text)} characters; the limit is {limit}.",
-            hint="Store long values as an artifact instead.",
-        )
-    return text
-
-
-def _metric_value(metric: Metric) -> float:
-    value = metric.value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidArgumentError(
-            f"Metric '{metric.key}' has value {value!r} ({type(value).__name__}); metric "
-            "values must be numbers.",
-            hint="Log text as a param or a tag.",
-        )
-    return float(value)
-
-
-def _metric_int(metric: Metric, name: str) -> int:
-    value = getattr(metric, name)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InvalidArgumentError(
-            f"Metric '{metric.key}' has {name} {value!r}; it must be an integer."
-        )
-    return int(value)
-
-
-def _status(value: RunStatus | str) -> RunStatus:
-    try:
-        return RunStatus(value)
-    except ValueError:
-        raise InvalidArgumentError(
-            f"Invalid run status {value!r}; use one of {', '.join(s.value for s in RunStatus)}."
-        ) from None
-
-
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), _IN_CHUNK):
         yield items[start : start + _IN_CHUNK]
-
-
-def _clean_path(path: str) -> str:
-    cleaned = path.strip("/")
-    parts = cleaned.split("/") if cleaned else []
-    if "\\" in path or "\x00" in path or any(p in ("", ".", "..") for p in parts):
-        raise InvalidArgumentError(
-            f"Invalid artifact path {path!r}.",
-            hint="Use a relative path with '/' separators and no '.' or '..' parts.",
-        )
-    return cleaned
 
 
 class SqlTrackingStore:
@@ -229,7 +134,7 @@ class SqlTrackingStore:
         self._engine = engine
         self._dialect = engine.dialect.name
         self._workspace_checked = False
-        self._metric_writer = _MetricWriter(engine.dialect)
+        self._batch_writer = BatchWriter(engine.dialect)
 
     def __repr__(self) -> str:
         return (
@@ -279,7 +184,7 @@ class SqlTrackingStore:
             return column == sa.any_(array)
         return column.in_(values)
 
-    def _fetch_run_row(self, conn: Connection, run_id: str) -> sa.Row[Any]:
+    def _fetch_run_row(self, conn: Connection, run_id: str) -> _Row:
         row = conn.execute(
             sa.select(runs).where(runs.c.run_id == run_id, runs.c.workspace == self.workspace)
         ).first()
@@ -287,7 +192,7 @@ class SqlTrackingStore:
             raise RunNotFoundError(str(run_id), self.workspace)
         return row
 
-    def _fetch_experiment_row(self, conn: Connection, experiment_id: str) -> sa.Row[Any]:
+    def _fetch_experiment_row(self, conn: Connection, experiment_id: str) -> _Row:
         row = conn.execute(
             sa.select(experiments).where(
                 experiments.c.experiment_id == experiment_id,
@@ -300,7 +205,7 @@ class SqlTrackingStore:
 
     def _require_writable(self, conn: Connection, run_id: str, *, allow_terminal: bool) -> None:
         """One indexed lookup: the run exists here, is not deleted and (maybe) is RUNNING."""
-        row = conn.execute(_RUN_STATE, {"run_id": run_id, "workspace": self.workspace}).first()
+        row = self._batch_writer.run_state(conn, run_id, self.workspace)
         if row is None:
             raise RunNotFoundError(str(run_id), self.workspace)
         if row.lifecycle_stage != _ACTIVE:
@@ -326,7 +231,7 @@ class SqlTrackingStore:
         description: str = "",
         tags: Mapping[str, str] | None = None,
     ) -> Experiment:
-        _check_name(name, "experiment")
+        check_name(name, "experiment")
         tag_rows = self._tag_rows(tags)
         experiment_id = uuid.uuid4().hex
         location = artifact_location or f"{self.artifact_root}/{self.workspace}/{experiment_id}"
@@ -385,7 +290,7 @@ class SqlTrackingStore:
         self, *, max_results: int = 1000, page_token: str | None = None
     ) -> Page[Experiment]:
         """Active experiments, newest first."""
-        _check_max_results(max_results)
+        check_max_results(max_results)
         offset = decode_page_token(page_token)
         with self._begin() as conn:
             rows = conn.execute(
@@ -428,7 +333,7 @@ class SqlTrackingStore:
                 .values(updated_at=now_ms())
             )
 
-    def _experiments(self, conn: Connection, rows: Sequence[sa.Row[Any]]) -> list[Experiment]:
+    def _experiments(self, conn: Connection, rows: Sequence[_Row]) -> list[Experiment]:
         ids = [row.experiment_id for row in rows]
         tags: dict[str, dict[str, str]] = {i: {} for i in ids}
         for chunk in _chunks(ids):
@@ -464,7 +369,7 @@ class SqlTrackingStore:
         start_time: int | None = None,
     ) -> Run:
         run_id = uuid.uuid4().hex
-        name = _check_name(run_name, "run") if run_name is not None else generate_run_name(run_id)
+        name = check_name(run_name, "run") if run_name is not None else generate_run_name(run_id)
         tag_rows = self._tag_rows(tags)
         with self._begin() as conn:
             experiment = self._fetch_experiment_row(conn, experiment_id)
@@ -475,24 +380,24 @@ class SqlTrackingStore:
                 )
             if parent_run_id is not None:
                 self._fetch_run_row(conn, parent_run_id)
-            conn.execute(
-                runs.insert().values(
-                    run_id=run_id,
-                    workspace=self.workspace,
-                    experiment_id=experiment_id,
-                    name=name,
-                    status=RunStatus.RUNNING.value,
-                    start_time=now_ms() if start_time is None else int(start_time),
-                    end_time=None,
-                    parent_run_id=parent_run_id,
-                    user=user or "",
-                    artifact_uri=f"{experiment.artifact_location}/{run_id}/artifacts",
-                    lifecycle_stage=_ACTIVE,
-                )
-            )
+            row = {
+                "run_id": run_id,
+                "workspace": self.workspace,
+                "experiment_id": experiment_id,
+                "name": name,
+                "status": RunStatus.RUNNING.value,
+                "start_time": now_ms() if start_time is None else int(start_time),
+                "end_time": None,
+                "parent_run_id": parent_run_id,
+                "user": user or "",
+                "artifact_uri": f"{experiment.artifact_location}/{run_id}/artifacts",
+                "lifecycle_stage": _ACTIVE,
+            }
+            conn.execute(runs.insert(), row)
             if tag_rows:
-                conn.execute(run_tags.insert(), [{"run_id": run_id, **row} for row in tag_rows])
-            return self._runs(conn, [self._fetch_run_row(conn, run_id)])[0]
+                conn.execute(run_tags.insert(), [{"run_id": run_id, **tag} for tag in tag_rows])
+        # A new run has nothing but its tags, so no need to read it back.
+        return Run(_run_info(row), RunData(tags={t["key"]: t["value"] for t in tag_rows}))
 
     def get_run(self, run_id: str) -> Run:
         """The run with its params, tags, latest metrics and inputs (deleted runs too)."""
@@ -513,9 +418,9 @@ class SqlTrackingStore:
         """
         values: dict[str, Any] = {}
         if run_name is not None:
-            values["name"] = _check_name(run_name, "run")
+            values["name"] = check_name(run_name, "run")
         if status is not None:
-            new_status = _status(status)
+            new_status = run_status(status)
             values["status"] = new_status.value
             if new_status.is_terminal:
                 values["end_time"] = now_ms() if end_time is None else int(end_time)
@@ -537,7 +442,7 @@ class SqlTrackingStore:
                 runs.update().where(runs.c.run_id == run_id).values(lifecycle_stage=_DELETED)
             )
 
-    def _runs(self, conn: Connection, rows: Sequence[sa.Row[Any]]) -> list[Run]:
+    def _runs(self, conn: Connection, rows: Sequence[_Row]) -> list[Run]:
         """Entities for ``rows``, with one query per child table for all of them."""
         ids = [row.run_id for row in rows]
         run_params: dict[str, dict[str, str]] = {i: {} for i in ids}
@@ -572,19 +477,7 @@ class SqlTrackingStore:
                 inputs[r.run_id].append(DatasetInput(_dataset(r), r.context))
         return [
             Run(
-                info=RunInfo(
-                    run_id=row.run_id,
-                    experiment_id=row.experiment_id,
-                    workspace=row.workspace,
-                    run_name=row.name,
-                    status=RunStatus(row.status),
-                    start_time=ms_to_datetime(row.start_time),  # type: ignore[arg-type]
-                    end_time=ms_to_datetime(row.end_time),
-                    artifact_uri=row.artifact_uri,
-                    user=row.user,
-                    parent_run_id=row.parent_run_id,
-                    lifecycle_stage=row.lifecycle_stage,
-                ),
+                info=_run_info(row._mapping),
                 data=RunData(params=run_params[row.run_id], metrics=latest[row.run_id],
                              tags=tags[row.run_id]),
                 inputs=inputs[row.run_id],
@@ -602,19 +495,22 @@ class SqlTrackingStore:
         params: Sequence[Param] = (),
         tags: Mapping[str, str] | None = None,
     ) -> None:
-        """Log metrics, params and tags in one transaction.
+        """Log metrics, params and tags in one transaction (all or nothing).
 
         Params are immutable: re-logging the same value is a no-op, a different value is a
         ConflictError. Metrics and params need a RUNNING run; tags are annotations and may
-        be set on finished runs too, as in MLflow.
+        be set on finished runs too, as in MLflow. Metric values may be NaN or infinite; a
+        metric timestamp of 0 means "now". The latest value per key (highest step, then
+        newest timestamp) is kept for search.
+
+        Raises:
+            RunNotFoundError: the run is not in this workspace.
+            ConflictError: the run is finished or deleted, or a param would change.
+            InvalidArgumentError: a bad key, value or batch size.
         """
         metric_rows, latest_rows = self._metric_rows(run_id, metrics)
         param_rows = self._param_rows(params)
         tag_rows = self._tag_rows(tags)
-        if not (metric_rows or param_rows or tag_rows):
-            with self._begin() as conn:
-                self._require_writable(conn, run_id, allow_terminal=True)
-            return
         with self._begin() as conn:
             self._require_writable(conn, run_id, allow_terminal=not (metric_rows or param_rows))
             if param_rows:
@@ -622,38 +518,36 @@ class SqlTrackingStore:
             if tag_rows:
                 self._upsert(conn, run_tags, [{"run_id": run_id, **row} for row in tag_rows])
             if metric_rows:
-                self._metric_writer.write(conn, metric_rows, latest_rows)
+                self._batch_writer.write(conn, metric_rows, latest_rows)
 
-    def _metric_rows(
-        self, run_id: str, batch: Sequence[Metric]
-    ) -> tuple[list[_Point], list[_Point]]:
+    def _metric_rows(self, run_id: str, batch: Sequence[Metric]) -> tuple[list[Point], list[Point]]:
         """Validated points, and the newest point per key (by step, then timestamp)."""
         if len(batch) > MAX_BATCH_METRICS:
             raise InvalidArgumentError(
                 f"A batch holds {len(batch)} metrics; the limit is {MAX_BATCH_METRICS}.",
                 hint="Split it into several log_batch calls.",
             )
-        rows: list[_Point] = []
-        newest: dict[str, _Point] = {}
+        rows: list[Point] = []
+        newest: dict[str, Point] = {}
         now: int | None = None
         text_nan = self._dialect == "sqlite"
         checked: set[str] = set()
         for metric in batch:
             key = metric.key
             if key not in checked:
-                _check_key(key, "metric")
+                check_key(key, "metric")
                 checked.add(key)
             value: float | str = metric.value
             if type(value) is not float:
-                value = _metric_value(metric)
-            if text_nan and value != value:  # NaN; SQLite would store NULL, see _MetricWriter
+                value = metric_value(metric)
+            if text_nan and value != value:  # NaN; SQLite would store NULL, see BatchWriter
                 value = "NaN"
             step = metric.step
             if type(step) is not int:
-                step = _metric_int(metric, "step")
+                step = metric_int(metric, "step")
             timestamp = metric.timestamp
             if type(timestamp) is not int:
-                timestamp = _metric_int(metric, "timestamp")
+                timestamp = metric_int(metric, "timestamp")
             if not timestamp:
                 now = now if now is not None else now_ms()
                 timestamp = now
@@ -673,8 +567,8 @@ class SqlTrackingStore:
             )
         values: dict[str, str] = {}
         for param in batch:
-            key = _check_key(param.key, "param")
-            value = _check_value(key, param.value, MAX_PARAM_VALUE_LENGTH, "param")
+            key = check_key(param.key, "param")
+            value = check_value(key, param.value, MAX_PARAM_VALUE_LENGTH, "param")
             if key in values and values[key] != value:
                 raise InvalidArgumentError(
                     f"Param '{key}' appears twice in one batch with different values "
@@ -694,8 +588,8 @@ class SqlTrackingStore:
             )
         return [
             {
-                "key": _check_key(key, "tag"),
-                "value": _check_value(key, value, MAX_TAG_VALUE_LENGTH, "tag"),
+                "key": check_key(key, "tag"),
+                "value": check_value(key, value, MAX_TAG_VALUE_LENGTH, "tag"),
             }
             for key, value in tags.items()
         ]
@@ -743,7 +637,7 @@ class SqlTrackingStore:
 
     def log_inputs(self, run_id: str, inputs: Sequence[DatasetInput]) -> None:
         """Record datasets (one row per name and digest per workspace) the run consumed."""
-        checked = [_checked_input(item) for item in inputs]
+        checked = [check_dataset_input(item) for item in inputs]
         if not checked:
             return
         now = now_ms()
@@ -789,7 +683,7 @@ class SqlTrackingStore:
         rows = [
             {
                 "run_id": run_id,
-                "path": _clean_path(info.path),
+                "path": clean_artifact_path(info.path),
                 "size": int(info.size),
                 "sha256": info.sha256,
                 "created_at": now,
@@ -804,7 +698,7 @@ class SqlTrackingStore:
 
     def list_artifacts(self, run_id: str, path: str = "") -> list[ArtifactInfo]:
         """Direct children of ``path``: files, and folders as ``is_dir=True`` entries."""
-        prefix = _clean_path(path) if path.strip("/") else ""
+        prefix = clean_artifact_path(path) if path.strip("/") else ""
         prefix = f"{prefix}/" if prefix else ""
         with self._begin() as conn:
             self._fetch_run_row(conn, run_id)
@@ -829,7 +723,7 @@ class SqlTrackingStore:
     ) -> Page[Run]:
         """Runs of ``experiment_ids`` (every experiment of the workspace when empty) that
         match ``filter_string``; see :mod:`shipyard.tracking.search` for the grammar."""
-        _check_max_results(max_results)
+        check_max_results(max_results)
         if isinstance(order_by, str):
             order_by = [order_by]
         node = search.parse_filter(filter_string)
@@ -849,7 +743,7 @@ class SqlTrackingStore:
         with self._begin() as conn:
             ids = list(conn.execute(query).scalars())
             page_ids = ids[:max_results]
-            by_id: dict[str, sa.Row[Any]] = {}
+            by_id: dict[str, _Row] = {}
             for chunk in _chunks(page_ids):
                 for row in conn.execute(sa.select(runs).where(self._in(runs.c.run_id, chunk))):
                     by_id[row.run_id] = row
@@ -858,110 +752,23 @@ class SqlTrackingStore:
         return Page(items, encode_page_token(offset + max_results) if more else None)
 
 
-_Point = tuple[str, str, int, int, float | str]  # run_id, key, step, timestamp, value
+def _run_info(row: Mapping[Any, Any]) -> RunInfo:
+    return RunInfo(
+        run_id=row["run_id"],
+        experiment_id=row["experiment_id"],
+        workspace=row["workspace"],
+        run_name=row["name"],
+        status=RunStatus(row["status"]),
+        start_time=ms_to_datetime(row["start_time"]),  # type: ignore[arg-type]
+        end_time=ms_to_datetime(row["end_time"]),
+        artifact_uri=row["artifact_uri"],
+        user=row["user"],
+        parent_run_id=row["parent_run_id"],
+        lifecycle_stage=row["lifecycle_stage"],
+    )
 
 
-class _MetricWriter:
-    """Writes metric points and upserts the newest one per key, in two statements.
-
-    SQLite gets a precompiled ``executemany`` with tuples (no per-row SQLAlchemy work);
-    NaN is bound as the text 'NaN' there, since SQLite stores a REAL NaN as NULL.
-    PostgreSQL gets the whole batch as arrays through ``unnest``: one round trip per
-    statement instead of one per row.
-    """
-
-    def __init__(self, dialect: sa.Dialect) -> None:
-        self._sqlite = dialect.name == "sqlite"
-        columns = ["run_id", "key", "step", "timestamp", "value"]
-        if self._sqlite:
-            binds = {name: sa.bindparam(f"p_{name}") for name in columns}
-            insert_points = metrics.insert().values(**binds)
-            upsert = sqlite.insert(latest_metrics).values(**binds)
-        else:
-            array = postgresql.ARRAY
-            points = (
-                sa.func.unnest(
-                    sa.cast(sa.bindparam("keys"), array(sa.String)),
-                    sa.cast(sa.bindparam("steps"), array(sa.BigInteger)),
-                    sa.cast(sa.bindparam("timestamps"), array(sa.BigInteger)),
-                    sa.cast(sa.bindparam("values"), array(sa.Float)),
-                )
-                .table_valued("key", "step", "timestamp", "value")
-                .render_derived(name="points")
-            )
-            source = sa.select(
-                sa.bindparam("run_id", type_=sa.String),
-                points.c.key,
-                points.c.step,
-                points.c.timestamp,
-                points.c.value,
-            )
-            insert_points = metrics.insert().from_select(columns, source)
-            upsert = postgresql.insert(latest_metrics).from_select(columns, source)
-        excluded = upsert.excluded
-        newer = sa.or_(
-            excluded.step > latest_metrics.c.step,
-            sa.and_(
-                excluded.step == latest_metrics.c.step,
-                excluded.timestamp >= latest_metrics.c.timestamp,
-            ),
-        )
-        upsert_latest = upsert.on_conflict_do_update(
-            index_elements=["run_id", "key"],
-            set_={name: excluded[name] for name in ("step", "timestamp", "value")},
-            where=newer,
-        )
-        if self._sqlite:
-            self._insert_sql = str(insert_points.compile(dialect=dialect))
-            self._upsert_sql = str(upsert_latest.compile(dialect=dialect))
-        else:
-            self._insert = insert_points
-            self._upsert = upsert_latest
-
-    def write(self, conn: Connection, points: list[_Point], newest: list[_Point]) -> None:
-        if self._sqlite:
-            conn.exec_driver_sql(self._insert_sql, points)  # type: ignore[arg-type]
-            conn.exec_driver_sql(self._upsert_sql, newest)  # type: ignore[arg-type]
-            return
-        for statement, rows in ((self._insert, points), (self._upsert, newest)):
-            conn.execute(
-                statement,
-                {
-                    "run_id": rows[0][0],
-                    "keys": [row[1] for row in rows],
-                    "steps": [row[2] for row in rows],
-                    "timestamps": [row[3] for row in rows],
-                    "values": [row[4] for row in rows],
-                },
-            )
-
-
-def _checked_input(item: DatasetInput) -> DatasetInput:
-    dataset = item.dataset
-    _check_name(dataset.name, "dataset")
-    limits = {"digest": 64, "source_type": 32}
-    for attribute, limit in limits.items():
-        value = getattr(dataset, attribute)
-        if (
-            not isinstance(value, str)
-            or len(value) > limit
-            or (attribute == "digest" and not value)
-        ):
-            raise InvalidArgumentError(
-                f"Dataset '{dataset.name}' has an invalid {attribute} {value!r}.",
-                hint=f"Use a non-empty string of at most {limit} characters."
-                if attribute == "digest"
-                else f"Use at most {limit} characters.",
-            )
-    if not isinstance(item.context, str) or len(item.context) > 64:
-        raise InvalidArgumentError(
-            f"Invalid input context {item.context!r} for dataset '{dataset.name}'.",
-            hint="Use a short label such as 'training' (at most 64 characters).",
-        )
-    return item
-
-
-def _dataset(row: sa.Row[Any]) -> Dataset:
+def _dataset(row: _Row) -> Dataset:
     return Dataset(
         name=row.name,
         digest=row.digest,
@@ -973,7 +780,7 @@ def _dataset(row: sa.Row[Any]) -> Dataset:
     )
 
 
-def _children(prefix: str, rows: Iterable[sa.Row[Any]]) -> list[ArtifactInfo]:
+def _children(prefix: str, rows: Iterable[_Row]) -> list[ArtifactInfo]:
     files: list[ArtifactInfo] = []
     folders: dict[str, ArtifactInfo] = {}
     for row in rows:

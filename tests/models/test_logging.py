@@ -7,8 +7,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,55 +18,8 @@ from shipyard.client import Client
 from shipyard.config import Settings
 from shipyard.errors import IntegrityError, InvalidArgumentError, ModelNotFoundError
 from shipyard.models.logging import ModelInfo, load, resolve_model_dir
-from shipyard.tracking import fluent
+from shipyard.testing import in_process_client
 from shipyard.tracking.entities import RunStatus
-
-
-def _remote_client(settings: Settings, workspace: str) -> Client:
-    """A client of the platform server, running in-process on ``settings``' stores."""
-    from shipyard.testing import platform_client
-
-    return Client(settings, workspace=workspace, http=platform_client(settings))
-
-
-# The server runs the same SQL stores, so remote on SQLite alone covers the HTTP layer.
-TRANSPORTS = ["local-sqlite", "local-postgres", "remote-sqlite"]
-
-
-def _settings_for(request: pytest.FixtureRequest, tmp_path: Path, artifacts_url: str) -> Settings:
-    backend = request.param.split("-")[1]
-    if backend == "sqlite":
-        db = f"sqlite:///{tmp_path / 'meta.db'}"
-    else:
-        db = request.getfixturevalue("postgres_database")
-    return Settings(home=tmp_path / "home", db=db, artifacts=artifacts_url)
-
-
-def _fresh_workspace(db: str) -> str:
-    """A workspace of the test's own, so tests sharing a database never collide."""
-    from shipyard.store.db import engine_for
-    from shipyard.store.workspaces import ensure_workspace
-
-    name = f"ws-{uuid.uuid4().hex[:10]}"
-    ensure_workspace(engine_for(db), name)
-    return name
-
-
-def _client_for(request: pytest.FixtureRequest, settings: Settings) -> Client:
-    workspace = _fresh_workspace(settings.db)
-    if request.param.startswith("remote"):
-        return _remote_client(settings, workspace)
-    return Client(settings, workspace=workspace)
-
-
-@pytest.fixture(params=TRANSPORTS)
-def client(request: pytest.FixtureRequest, tmp_path: Path, artifacts_url: str) -> Iterator[Client]:
-    made = _client_for(request, _settings_for(request, tmp_path, artifacts_url))
-    fluent.use_client(made)
-    yield made
-    while shipyard.active_run() is not None:
-        shipyard.end_run()
-    fluent.use_client(None)
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +129,7 @@ def test_a_remote_model_is_downloaded_once_into_the_cache(
     tmp_path: Path, db_url: str, workspace: str, artifacts_url: str, trained: tuple[Any, Any]
 ) -> None:
     settings = Settings(home=tmp_path / "home", db=db_url, artifacts=artifacts_url)
-    client = _remote_client(settings, workspace)
+    client = in_process_client(settings, workspace)
     model, x = trained
     run = client.create_run(client.create_experiment("cached"))
     info = shipyard.log_model(

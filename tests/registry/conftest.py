@@ -38,7 +38,17 @@ def make_sql_registry(env: RegistryEnv) -> RegistryStore:
     )
 
 
+def make_http_registry(env: RegistryEnv) -> RegistryStore:
+    """The same registry through the platform server's REST API (in-process)."""
+    from shipyard.testing import http_registry_store
+
+    return http_registry_store(
+        env.db_url, env.workspace, "", version_metrics=env.version_metrics, events=env.bus
+    )
+
+
 REGISTRY_FACTORIES: dict[str, Callable[[RegistryEnv], RegistryStore]] = {
+    "http": make_http_registry,
     "sql": make_sql_registry,
 }
 

@@ -51,7 +51,6 @@ def test_parallel_writers_lose_no_points(
 ) -> None:
     store = SqlTrackingStore(engine_for(db_url), workspace, artifact_root=artifacts_url)
     run = store.create_run(store.create_experiment(f"concurrency-{uuid.uuid4().hex}").experiment_id)
-    dispose_all()  # the children open their own connections
 
     done = pool.starmap(
         log_from_worker,
@@ -59,7 +58,6 @@ def test_parallel_writers_lose_no_points(
     )
 
     assert done == [CALLS] * WORKERS
-    store = SqlTrackingStore(engine_for(db_url), workspace, artifact_root=artifacts_url)
     for worker in range(WORKERS):
         history = store.get_metric_history(run.run_id, f"worker-{worker}")
         assert [m.step for m in history] == list(range(CALLS * POINTS))

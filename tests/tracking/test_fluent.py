@@ -13,8 +13,6 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,64 +24,10 @@ import shipyard
 from shipyard.client import Client
 from shipyard.config import Settings
 from shipyard.errors import ConfigError, ConflictError, InvalidArgumentError
+from shipyard.testing import in_process_client
 from shipyard.tracking import fluent
 from shipyard.tracking.datasets import dataset_from, display_digest
 from shipyard.tracking.entities import RunStatus
-
-
-def _remote_client(settings: Settings, workspace: str) -> Client:
-    """A client of the platform server, running in-process on ``settings``' stores."""
-    from shipyard.testing import platform_client
-
-    return Client(settings, workspace=workspace, http=platform_client(settings))
-
-
-# The server runs the same SQL stores, so remote on SQLite alone covers the HTTP layer.
-TRANSPORTS = ["local-sqlite", "local-postgres", "remote-sqlite"]
-
-
-def _settings_for(request: pytest.FixtureRequest, tmp_path: Path, artifacts_url: str) -> Settings:
-    backend = request.param.split("-")[1]
-    if backend == "sqlite":
-        db = f"sqlite:///{tmp_path / 'meta.db'}"
-    else:
-        db = request.getfixturevalue("postgres_database")
-    return Settings(home=tmp_path / "home", db=db, artifacts=artifacts_url)
-
-
-def _fresh_workspace(db: str) -> str:
-    """A workspace of the test's own, so tests sharing a database never collide."""
-    from shipyard.store.db import engine_for
-    from shipyard.store.workspaces import ensure_workspace
-
-    name = f"ws-{uuid.uuid4().hex[:10]}"
-    ensure_workspace(engine_for(db), name)
-    return name
-
-
-def _client_for(request: pytest.FixtureRequest, settings: Settings) -> Client:
-    workspace = _fresh_workspace(settings.db)
-    if request.param.startswith("remote"):
-        return _remote_client(settings, workspace)
-    return Client(settings, workspace=workspace)
-
-
-@pytest.fixture(params=TRANSPORTS)
-def client(request: pytest.FixtureRequest, tmp_path: Path, artifacts_url: str) -> Iterator[Client]:
-    """A client per transport, and the fluent API routed through it."""
-    made = _client_for(request, _settings_for(request, tmp_path, artifacts_url))
-    fluent.use_client(made)
-    yield made
-    _end_all_runs()
-    fluent.use_client(None)
-
-
-def _end_all_runs() -> None:
-    while shipyard.active_run() is not None:
-        shipyard.end_run()
-    for active in list(fluent._live.values()):
-        fluent._finish(active, RunStatus.KILLED)
-
 
 # -- experiments and runs ------------------------------------------------------------------
 
@@ -540,7 +484,7 @@ def test_search_runs_sees_points_still_buffered(client: Client) -> None:
 def _buffered_client(base: Client, **overrides: Any) -> Client:
     settings = base.settings.model_copy(update=overrides)
     if base.is_remote:
-        return _remote_client(settings, base.workspace)
+        return in_process_client(settings, base.workspace)
     return Client(settings, workspace=base.workspace)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -263,7 +264,7 @@ class TestRuns:
         other = tracking_store.for_workspace(other_workspace)
         theirs = other.create_experiment("e")
         foreign = other.create_run(theirs.experiment_id)
-        calls = [
+        calls: list[Callable[[], object]] = [
             lambda: tracking_store.get_run(foreign.run_id),
             lambda: tracking_store.update_run(foreign.run_id, status=RunStatus.FINISHED),
             lambda: tracking_store.delete_run(foreign.run_id),

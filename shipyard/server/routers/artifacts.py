@@ -38,8 +38,9 @@ router = APIRouter(route_class=PermissionRoute, responses=ERROR_RESPONSES, tags=
 
 Store = Annotated[TrackingStore, Depends(tracking_store)]
 PlatformDep = Annotated[Platform, Depends(platform)]
-ReadArtifacts = [Depends(requires("artifacts", "read"))]
-WriteArtifacts = [Depends(requires("artifacts", "write"))]
+# A run's artifacts are part of the run: reading them is runs:read, adding them runs:write.
+ReadArtifacts = [Depends(requires("runs", "read"))]
+WriteArtifacts = [Depends(requires("runs", "write"))]
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 
 from shipyard import __version__
-from shipyard.server.deps import PermissionRoute, requires
+from shipyard.server.deps import PermissionRoute, public
 from shipyard.server.schemas import Health
 
 __all__ = ["router"]
@@ -18,7 +18,8 @@ router = APIRouter(route_class=PermissionRoute, tags=["health"])
 _HEALTH = Health(version=__version__)
 
 
-_READ = [Depends(requires("health", "read"))]
+# Probes carry no credentials: health is public, and touches nothing worth protecting.
+_READ = [Depends(public())]
 
 
 @router.get("/health", response_model=Health, dependencies=_READ)

@@ -8,11 +8,20 @@ durable.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import unquote
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from shipyard.errors import ExperimentNotFoundError, InvalidArgumentError
-from shipyard.server.deps import PermissionRoute, requires, tracking_store
+from shipyard.server.deps import (
+    PermissionRoute,
+    Platform,
+    note_resource,
+    platform,
+    principal_of,
+    requires,
+    tracking_store,
+)
 from shipyard.server.schemas import (
     ERROR_RESPONSES,
     MAX_BATCH_METRICS,
@@ -40,10 +49,37 @@ __all__ = ["router"]
 router = APIRouter(route_class=PermissionRoute, responses=ERROR_RESPONSES, tags=["tracking"])
 
 Store = Annotated[TrackingStore, Depends(tracking_store)]
+PlatformDep = Annotated[Platform, Depends(platform)]
 ReadExperiments = [Depends(requires("experiments", "read"))]
 WriteExperiments = [Depends(requires("experiments", "write"))]
+DeleteExperiments = [Depends(requires("experiments", "delete"))]
 ReadRuns = [Depends(requires("runs", "read"))]
 WriteRuns = [Depends(requires("runs", "write"))]
+DeleteRuns = [Depends(requires("runs", "delete"))]
+
+
+def check_artifact_location(location: str, roots: list[str], workspace: str) -> None:
+    """An explicit artifact_location inside the server's artifact root must lie in the
+    workspace's own folder, so one workspace cannot write into another's artifacts.
+
+    Raises:
+        InvalidArgumentError: it points elsewhere under the root, or uses ``..``.
+    """
+    for root in roots:
+        root = root.rstrip("/")
+        if location != root and not location.startswith(f"{root}/"):
+            continue
+        rest = location[len(root) + 1 :]
+        if root.startswith("file:"):
+            rest = unquote(rest)
+        parts = rest.split("/")
+        if parts[0] != workspace or any(p in ("..", ".") for p in parts):
+            raise InvalidArgumentError(
+                f"artifact_location {location!r} is inside this server's artifact root but "
+                f"outside workspace '{workspace}'s folder.",
+                hint=f"Leave it out (the default is {root}/{workspace}/<experiment_id>), or "
+                f"choose a location under {root}/{workspace}/.",
+            )
 
 
 # -- experiments ----------------------------------------------------------------------------
@@ -52,14 +88,21 @@ WriteRuns = [Depends(requires("runs", "write"))]
 @router.post(
     "/experiments", status_code=201, response_model=ExperimentOut, dependencies=WriteExperiments
 )
-def create_experiment(body: ExperimentCreate, store: Store) -> Any:
+def create_experiment(
+    body: ExperimentCreate, store: Store, state: PlatformDep, request: Request
+) -> Any:
     """Create an experiment; 409 if the name is taken in this workspace."""
-    return store.create_experiment(
+    if body.artifact_location:
+        roots = [state.settings.artifacts, state.artifacts.root_url]
+        check_artifact_location(body.artifact_location, roots, store.workspace)
+    experiment = store.create_experiment(
         body.name,
         artifact_location=body.artifact_location,
         description=body.description,
         tags=body.tags,
     )
+    note_resource(request, experiment.experiment_id)
+    return experiment
 
 
 @router.get("/experiments", response_model=ExperimentList, dependencies=ReadExperiments)
@@ -91,7 +134,7 @@ def get_experiment(experiment_id: str, store: Store) -> Any:
     return store.get_experiment(experiment_id)
 
 
-@router.delete("/experiments/{experiment_id}", status_code=204, dependencies=WriteExperiments)
+@router.delete("/experiments/{experiment_id}", status_code=204, dependencies=DeleteExperiments)
 def delete_experiment(experiment_id: str, store: Store) -> None:
     """Mark the experiment (and its runs) deleted."""
     store.delete_experiment(experiment_id)
@@ -108,16 +151,20 @@ def set_experiment_tag(experiment_id: str, key: str, body: TagValueBody, store: 
 
 
 @router.post("/runs", status_code=201, response_model=RunOut, dependencies=WriteRuns)
-def create_run(body: RunCreate, store: Store) -> Any:
-    """Start a run (status RUNNING) in an experiment."""
-    return store.create_run(
+def create_run(body: RunCreate, store: Store, request: Request) -> Any:
+    """Start a run (status RUNNING) in an experiment; with auth on, its ``user`` is the
+    caller, whatever the body says."""
+    caller = principal_of(request)
+    run = store.create_run(
         body.experiment_id,
         run_name=body.run_name,
         parent_run_id=body.parent_run_id,
         tags=body.tags,
-        user=body.user,
+        user=caller.name if caller is not None else body.user,
         start_time=body.start_time,
     )
+    note_resource(request, run.info.run_id)
+    return run
 
 
 @router.post("/runs/search", response_model=RunList, dependencies=ReadRuns)
@@ -147,7 +194,7 @@ def update_run(run_id: str, body: RunUpdate, store: Store) -> Any:
     )
 
 
-@router.delete("/runs/{run_id}", status_code=204, dependencies=WriteRuns)
+@router.delete("/runs/{run_id}", status_code=204, dependencies=DeleteRuns)
 def delete_run(run_id: str, store: Store) -> None:
     store.delete_run(run_id)
 
