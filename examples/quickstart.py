@@ -126,6 +126,10 @@ def main() -> None:
     history = registry.alias_history("quickstart", "champion")
     print(f"    alias history: {[(h.from_version, h.to_version) for h in history]}")
 
+    from secure_platform import main as secure_platform  # examples/ is on sys.path
+
+    secure_platform(client.settings.home)
+
     say("Where to look")
     home = client.settings.home
     env = f"SHIPYARD_HOME={home} " if os.environ.get("SHIPYARD_HOME") else ""
@@ -133,7 +137,7 @@ def main() -> None:
     print(f"    {env}.venv/bin/shipyard models show quickstart")
     print(f"    {env}.venv/bin/shipyard models history quickstart")
     print(f"    {env}.venv/bin/shipyard server   # then open http://127.0.0.1:5005/docs")
-    print(f"    data: {home}")
+    print(f"    data: {home}   (the secure server's in {home / 'secure-demo'})")
 
 
 if __name__ == "__main__":

@@ -5,18 +5,21 @@ median. Two measurements, each alternating the variants block by block (A B C A 
 so the machine's drift hits every variant alike:
 
 - **in-process**: the ASGI app called through ``httpx.ASGITransport`` (no sockets), one
-  app per variant on the same SQLite database; the latency of each request is timed.
+  app per variant on the same SQLite database; each request's latency is timed, and each
+  block's process CPU time (``time.process_time``, all threads) is divided by its
+  requests.
 - **loopback**: two real servers (``shipyard.testing.ServerProcess``, one uvicorn worker
   each), auth off and auth on, called in turn over keep-alive connections; each block
-  also reads the server's CPU time from /proc, which is steadier than wall time on a
-  busy machine.
+  also reads the server's CPU time from /proc.
 
-Reported per variant: the median over blocks of each block's median latency, and the
-median over rounds of the per-round difference to auth off (the overhead). The suite
-never asserts a time; this script prints tables and, with ``--write``, replaces
+CPU time per request is the headline: on a shared, loaded machine latency swings by
+milliseconds between blocks, while the CPU a request costs barely moves. Reported per
+variant: the median over blocks, and the median over rounds of the per-round difference
+to auth off (the overhead), for CPU and for latency. The suite never asserts a time;
+this script prints tables and, with ``--write``, replaces
 ``benchmarks/security/RESULTS.md``.
 
-    .venv/bin/python benchmarks/security/auth_overhead.py            # ~2-4 minutes
+    .venv/bin/python benchmarks/security/auth_overhead.py            # ~5-10 minutes
     .venv/bin/python benchmarks/security/auth_overhead.py --quick    # smoke run
 """
 
@@ -173,9 +176,12 @@ def in_process(ctx: dict[str, Any], rounds: int, n: int) -> list[Variant]:
                 await _block(clients[v.name], ctx["path"], v.headers, max(50, n // 10))
             for r in range(rounds):
                 for v in variants:
+                    cpu_before = time.process_time()
                     timings = await _block(clients[v.name], ctx["path"], v.headers, n)
+                    v.block_cpu_ms.append((time.process_time() - cpu_before) * 1000 / n)
                     v.block_medians_ms.append(statistics.median(timings) * 1000)
-                log(f"in-process round {r + 1}/{rounds}")
+                if (r + 1) % 5 == 0 or r + 1 == rounds:
+                    log(f"in-process round {r + 1}/{rounds}")
         finally:
             for client in clients.values():
                 await client.aclose()
@@ -249,7 +255,8 @@ def loopback(ctx: dict[str, Any], rounds: int, n: int) -> list[Variant]:
                     timings, cpu = block(v, n)
                     v.block_medians_ms.append(statistics.median(timings) * 1000)
                     v.block_cpu_ms.append(cpu * 1000 / n)
-                log(f"loopback round {r + 1}/{rounds}")
+                if (r + 1) % 5 == 0 or r + 1 == rounds:
+                    log(f"loopback round {r + 1}/{rounds}")
         finally:
             for client in clients.values():
                 client.close()
@@ -287,19 +294,63 @@ def floor(ctx: dict[str, Any], n: int) -> dict[str, float]:
     principal = security.authenticate_token(token)
     key = security.keys.signing_key()
     return {
-        "verify HS256 JWT (SecurityService.authenticate_token, principal cached)": per_call_us(
+        "the server's authorizer for one request (JWT + experiments:read)": _authorizer_us(ctx, n),
+        "SecurityService.authenticate_token (token seen before)": per_call_us(
             lambda: security.authenticate_token(token)
         ),
-        "of which PyJWT get_unverified_header": per_call_us(
+        "first sight of a token: PyJWT get_unverified_header": per_call_us(
             lambda: jwt.get_unverified_header(token)
         ),
-        "of which PyJWT decode with signature and claims": per_call_us(
+        "then PyJWT decode with signature and claims": per_call_us(
             lambda: jwt.decode(token, key.verify_key, algorithms=["HS256"], audience="shipyard")
         ),
         "authorize experiments:read": per_call_us(
             lambda: security.authorize(principal, "default", "experiments", "read")
         ),
     }
+
+
+def _authorizer_us(ctx: dict[str, Any], n: int) -> float:
+    """What auth adds to each request, isolated: ``app.state.authorizer`` awaited on a
+    fresh request scope (the scope's construction is timed apart and subtracted)."""
+    from starlette.requests import Request
+
+    from shipyard.server.app import create_app
+
+    app = create_app(_app_settings(ctx["settings"], auth="on"), deliver_webhooks=False)
+    authorizer = app.state.authorizer
+    experiment_id = ctx["path"].rsplit("/", 1)[1]
+    header = f"Bearer {ctx['hs256']}".encode()
+
+    def request() -> Request:
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": ctx["path"],
+            "headers": [(b"authorization", header), (b"host", b"b")],
+            "query_string": b"",
+            "path_params": {"experiment_id": experiment_id},
+            "app": app,
+        }
+        return Request(scope)
+
+    async def run() -> tuple[float, float]:
+        for _ in range(200):
+            await authorizer(request(), "experiments", "read")
+        start = time.perf_counter()
+        for _ in range(n):
+            await authorizer(request(), "experiments", "read")
+        with_auth = time.perf_counter() - start
+        start = time.perf_counter()
+        for _ in range(n):
+            request()
+        return with_auth, time.perf_counter() - start
+
+    samples = []
+    for _ in range(5):
+        with_auth, scope_only = asyncio.run(run())
+        samples.append((with_auth - scope_only) / n * 1e6)
+    return statistics.median(samples)
 
 
 def overheads(variants: list[Variant]) -> dict[str, dict[str, float]]:
@@ -313,10 +364,9 @@ def overheads(variants: list[Variant]) -> dict[str, dict[str, float]]:
             "overhead_min_ms": min(diffs),
             "overhead_max_ms": max(diffs),
         }
-        if v.block_cpu_ms:
-            cpu_diffs = [a - b for a, b in zip(v.block_cpu_ms, off.block_cpu_ms, strict=True)]
-            row["server_cpu_ms"] = statistics.median(v.block_cpu_ms)
-            row["cpu_overhead_ms"] = statistics.median(cpu_diffs)
+        cpu_diffs = [a - b for a, b in zip(v.block_cpu_ms, off.block_cpu_ms, strict=True)]
+        row["cpu_ms"] = statistics.median(v.block_cpu_ms)
+        row["cpu_overhead_ms"] = statistics.median(cpu_diffs)
         out[v.name] = row
     return out
 
@@ -332,30 +382,30 @@ def machine() -> str:
     )
 
 
-def table(title: str, results: dict[str, dict[str, float]], loop: bool) -> str:
-    head = "| variant | median latency (ms) | overhead vs auth off (ms, median [min, max]) |"
-    rule = "| --- | ---: | ---: |"
-    if loop:
-        head += " server CPU / request (ms) | CPU overhead (ms) |"
-        rule += " ---: | ---: |"
-    lines = [f"**{title}**", "", head, rule]
+def table(title: str, results: dict[str, dict[str, float]], cpu_label: str) -> str:
+    lines = [
+        f"**{title}**",
+        "",
+        f"| variant | {cpu_label} (ms) | CPU overhead vs auth off (ms) | median latency (ms) "
+        "| latency overhead (ms) [min, max over rounds] |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     for name, r in results.items():
-        line = (
-            f"| {name} | {r['median_ms']:.3f} | {r['overhead_ms']:+.3f} "
+        lines.append(
+            f"| {name} | {r['cpu_ms']:.3f} | **{r['cpu_overhead_ms']:+.3f}** "
+            f"| {r['median_ms']:.3f} | {r['overhead_ms']:+.3f} "
             f"[{r['overhead_min_ms']:+.3f}, {r['overhead_max_ms']:+.3f}] |"
         )
-        if loop:
-            line += f" {r['server_cpu_ms']:.3f} | {r['cpu_overhead_ms']:+.3f} |"
-        lines.append(line)
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=9, help="alternating rounds (>= 3)")
-    parser.add_argument("--requests", type=int, default=1000, help="requests per block")
+    parser.add_argument("--rounds", type=int, default=21, help="alternating rounds (>= 3)")
+    parser.add_argument("--requests", type=int, default=400, help="requests per block")
     parser.add_argument("--quick", action="store_true", help="3 rounds of 200 requests")
     parser.add_argument("--skip-loopback", action="store_true")
+    parser.add_argument("--skip-in-process", action="store_true")
     parser.add_argument("--write", action="store_true", help="replace RESULTS.md")
     args = parser.parse_args(argv)
     rounds, n = (3, 200) if args.quick else (max(3, args.rounds), args.requests)
@@ -366,28 +416,40 @@ def main(argv: list[str] | None = None) -> None:
         home = Path(tmp)
         os.environ["SHIPYARD_HOME"] = str(home)
         ctx = prepare(home)
-        log(f"in-process: {rounds} rounds x {n} requests per variant")
-        inproc = overheads(in_process(ctx, rounds, n))
+        inproc = None
+        if not args.skip_in_process:
+            log(f"in-process: {rounds} rounds x {n} requests per variant")
+            inproc = overheads(in_process(ctx, rounds, n))
         loop = None
         if not args.skip_loopback:
             log(f"loopback: {rounds} rounds x {n} requests per variant")
             loop = overheads(loopback(ctx, rounds, n))
         lib = floor(ctx, 2000)
 
-    command = "`.venv/bin/python benchmarks/security/auth_overhead.py" + (
-        " --quick`" if args.quick else f" --rounds {rounds} --requests {n}`"
-    )
+    flags = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--write"]
+    command = "`" + " ".join([".venv/bin/python benchmarks/security/auth_overhead.py", *flags])
+    command = command.rstrip() + "`"
     parts = [
         f"Route: `GET {ROUTE}` as a data scientist (workspace role), SQLite, "
         f"{rounds} alternating rounds of {n} requests per variant. {machine()}.",
-        "",
-        table("In-process (httpx.ASGITransport, no sockets)", inproc, loop=False),
     ]
+    if inproc is not None:
+        parts += [
+            "",
+            table("In-process (httpx.ASGITransport, no sockets)", inproc, "process CPU / request"),
+        ]
     if loop is not None:
-        parts += ["", table("Loopback (uvicorn, 1 worker per server, keep-alive)", loop, True)]
+        parts += [
+            "",
+            table(
+                "Loopback (uvicorn, 1 worker per server, keep-alive)",
+                loop,
+                "server CPU / request",
+            ),
+        ]
     parts += [
         "",
-        "**Library floor** (no HTTP, per call): "
+        "**Auth alone** (no HTTP, per call): "
         + "; ".join(f"{k}: {v:.1f} us" for k, v in lib.items()),
         "",
         f"Command: {command}",

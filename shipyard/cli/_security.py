@@ -32,7 +32,7 @@ from shipyard.security.entities import (
 if TYPE_CHECKING:
     from shipyard._http import HttpSession
     from shipyard.config import Settings
-    from shipyard.security import SecurityConfig, SecurityService
+    from shipyard.security import SecurityService
 
 
 class SecurityAdmin(Protocol):
@@ -67,19 +67,6 @@ class SecurityAdmin(Protocol):
     ) -> int: ...
 
 
-def security_config(settings: Settings) -> SecurityConfig:
-    """The SecurityConfig the platform server builds from the same settings."""
-    from shipyard.security import SecurityConfig, TokenPolicy
-
-    return SecurityConfig(
-        algorithm=settings.jwt_algorithm,
-        jwt_secret=settings.jwt_secret.get_secret_value() if settings.jwt_secret else None,
-        token_policy=TokenPolicy(
-            access_ttl=settings.access_token_ttl, refresh_ttl=settings.refresh_token_ttl
-        ),
-    )
-
-
 def local_actor() -> str:
     """The audit actor of commands run on the database directly: the OS user."""
     try:
@@ -98,10 +85,11 @@ def open_admin(settings: Settings) -> Iterator[SecurityAdmin]:
         with HttpSession.from_settings(settings) as http:
             yield RemoteSecurityAdmin(http)
         return
-    from shipyard.security import SecurityService
+    from shipyard.security import SecurityConfig, SecurityService
     from shipyard.store.db import engine_for, mask_url
 
-    service = SecurityService(engine_for(settings.db), settings.home, security_config(settings))
+    config = SecurityConfig.from_settings(settings)
+    service = SecurityService(engine_for(settings.db), settings.home, config)
     yield LocalSecurityAdmin(service, where=f"local database {mask_url(settings.db)}")
 
 

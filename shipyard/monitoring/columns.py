@@ -9,7 +9,8 @@ share removed is kept for the drift result.
 The kind of a column, unless given, follows Evidently's inference so that the same data gets
 the same tests: float columns are numeric; integer columns with at most 10 distinct values
 are categorical, other integer columns numeric; bool, category, string and object columns
-are categorical.
+are categorical. (Evidently calls a string column whose values are mostly distinct "text";
+Shipyard has no text drift and compares it as categorical.)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shipyard.errors import InvalidArgumentError
-from shipyard.monitoring.stats import wasserstein_prefix
+from shipyard.monitoring.stats import WindowIndex, quantile_edges, window_index
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,6 +42,7 @@ __all__ = [
 
 #: An integer column with at most this many distinct values is categorical (Evidently's rule).
 INTEGER_CATEGORY_LIMIT = 10
+_DICT_LOOKUP_MAX = 256
 
 
 class ColumnKind(StrEnum):
@@ -67,6 +69,7 @@ class NumericSample:
         self.name = name
         self.values = values
         self.n_missing = n_missing
+        self._edges: dict[int, NDArray[np.float64]] = {}
 
     @property
     def n(self) -> int:
@@ -85,9 +88,16 @@ class NumericSample:
         return float(np.std(self.values))
 
     @cached_property
-    def prefix(self) -> NDArray[np.float64]:
-        """The running integral of the CDF at each value (see ``wasserstein_prefix``)."""
-        return wasserstein_prefix(self.values)
+    def window_index(self) -> WindowIndex:
+        """What comparing a much smaller window needs (see ``stats.window_index``)."""
+        return window_index(self.values)
+
+    def quantile_edges(self, bins: int) -> NDArray[np.float64]:
+        """PSI's inner bin edges for ``bins`` bins (computed once per ``bins``)."""
+        edges = self._edges.get(bins)
+        if edges is None:
+            edges = self._edges[bins] = quantile_edges(self.values, bins, presorted=True)
+        return edges
 
     @cached_property
     def distinct(self) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
@@ -149,6 +159,17 @@ class CategoricalSample:
 
         return pd.Index(self.categories)
 
+    @cached_property
+    def _positions(self) -> dict[Any, int]:
+        return {label: i for i, label in enumerate(self.categories.tolist())}
+
+    def _locate(self, labels: NDArray[Any]) -> NDArray[np.intp]:
+        """Each label's position among this sample's categories, -1 for a new one."""
+        if labels.size <= _DICT_LOOKUP_MAX:  # a loop over categories (not rows) beats pandas
+            positions = self._positions
+            return np.array([positions.get(x, -1) for x in labels.tolist()], dtype=np.intp)
+        return self._index.get_indexer(labels)
+
     def align(
         self, other: CategoricalSample
     ) -> tuple[NDArray[Any], NDArray[np.int64], NDArray[np.int64]]:
@@ -161,7 +182,7 @@ class CategoricalSample:
             ``(labels, self_counts, other_counts)``: this sample's categories first, then the
             ones only ``other`` has, in its order.
         """
-        position = self._index.get_indexer(other.categories)
+        position = self._locate(other.categories)
         new = position < 0
         n_new = int(np.count_nonzero(new))
         size = self.categories.size
@@ -169,10 +190,9 @@ class CategoricalSample:
         theirs = np.zeros(size + n_new, dtype=np.int64)
         theirs[position[~new]] = other.counts[~new]
         theirs[size:] = other.counts[new]
-        labels = (
-            np.concatenate((self.categories, other.categories[new])) if n_new else (self.categories)
-        )
-        return labels, mine, theirs
+        if n_new:
+            return np.concatenate((self.categories, other.categories[new])), mine, theirs
+        return self.categories, mine, theirs
 
     def __repr__(self) -> str:
         return (
@@ -226,6 +246,8 @@ def infer_kind(values: Any) -> ColumnKind:
 
 
 def _float_values(values: Any) -> NDArray[np.float64]:
+    if getattr(values, "dtype", None) == np.float64 and hasattr(values, "to_numpy"):
+        return values.to_numpy()  # a plain float64 Series: a view, no copy
     to_numpy = getattr(values, "to_numpy", None)
     if to_numpy is not None:  # pandas: nullable Int64/Float64/boolean become NaN-holed floats
         try:

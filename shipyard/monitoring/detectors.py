@@ -152,14 +152,7 @@ def sample_pair(
 
 def _value_counts(ref: NumericSample, cur: NumericSample) -> tuple[NDArray, NDArray]:
     """Counts of each distinct value of either numeric sample, aligned."""
-    ref_values, ref_counts = ref.distinct
-    cur_values, cur_counts = cur.distinct
-    keys = np.union1d(ref_values, cur_values)
-    ref_out = np.zeros(keys.size, dtype=np.int64)
-    cur_out = np.zeros(keys.size, dtype=np.int64)
-    ref_out[np.searchsorted(keys, ref_values)] = ref_counts
-    cur_out[np.searchsorted(keys, cur_values)] = cur_counts
-    return ref_out, cur_out
+    return stats.union_counts(*ref.distinct, *cur.distinct)
 
 
 def _counts(ref: ColumnSample, cur: ColumnSample) -> tuple[NDArray, NDArray]:
@@ -242,7 +235,7 @@ class WassersteinDetector(_Detector):
             cur.values,
             presorted=True,
             reference_std=ref.std,
-            reference_prefix=ref.prefix if cur.n * 16 <= ref.n else None,
+            reference_index=ref.window_index,
         )
         return score, score, None
 
@@ -263,7 +256,12 @@ class JensenShannonDetector(_Detector):
 
     def _measure(self, ref: ColumnSample, cur: ColumnSample) -> tuple[float, float, None]:
         if isinstance(ref, NumericSample) and isinstance(cur, NumericSample):
-            ref_counts, cur_counts = stats.histogram_counts(ref.values, cur.values, presorted=True)
+            if ref.n_unique > 20:  # Evidently's binning, as stats.histogram_counts
+                ref_counts, cur_counts = stats.sturges_counts(
+                    ref.values, cur.values, presorted=True
+                )
+            else:
+                ref_counts, cur_counts = _value_counts(ref, cur)
         else:
             ref_counts, cur_counts = _counts(ref, cur)
         score = stats.jensen_shannon(ref_counts, cur_counts, base=self.base)
@@ -289,7 +287,12 @@ class PSIDetector(_Detector):
     def _measure(self, ref: ColumnSample, cur: ColumnSample) -> tuple[float, float, None]:
         if isinstance(ref, NumericSample) and isinstance(cur, NumericSample):
             score = stats.psi(
-                ref.values, cur.values, bins=self.bins, epsilon=self.epsilon, presorted=True
+                ref.values,
+                cur.values,
+                bins=self.bins,
+                epsilon=self.epsilon,
+                presorted=True,
+                reference_edges=ref.quantile_edges(self.bins),
             )
         else:
             ref_counts, cur_counts = _counts(ref, cur)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import argon2
 from sqlalchemy.engine import Engine
@@ -54,6 +54,9 @@ from shipyard.security.tokens import (
     TokenPolicy,
 )
 
+if TYPE_CHECKING:
+    from shipyard.config import Settings
+
 _LOGIN_HINT = "Check the user name and password; repeated failures lock the account for a while."
 _AUTH_HINT = "Log in with `shipyard login`, then send 'Authorization: Bearer <token>'."
 
@@ -82,6 +85,19 @@ class SecurityConfig:
     cache_ttl: float = 5.0
     lockout: LockoutPolicy = field(default_factory=LockoutPolicy)
     audit_emit: bool = True
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SecurityConfig:
+        """The configuration ``SHIPYARD_*`` settings describe; the server and the CLI
+        share it so they sign and verify alike."""
+        secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+        return cls(
+            algorithm=settings.jwt_algorithm,
+            jwt_secret=secret,
+            token_policy=TokenPolicy(
+                access_ttl=settings.access_token_ttl, refresh_ttl=settings.refresh_token_ttl
+            ),
+        )
 
 
 def _actor(actor: Principal | str) -> str:

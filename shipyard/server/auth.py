@@ -102,17 +102,10 @@ def security_service(
     settings: Settings, *, hasher: argon2.PasswordHasher | None = None
 ) -> SecurityService:
     """The :class:`SecurityService` the settings describe (algorithm, secret, lifetimes)."""
-    from shipyard.security import SecurityConfig, SecurityService, TokenPolicy
+    from shipyard.security import SecurityConfig, SecurityService
     from shipyard.store.db import engine_for
 
-    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
-    config = SecurityConfig(
-        algorithm=settings.jwt_algorithm,
-        jwt_secret=secret,
-        token_policy=TokenPolicy(
-            access_ttl=settings.access_token_ttl, refresh_ttl=settings.refresh_token_ttl
-        ),
-    )
+    config = SecurityConfig.from_settings(settings)
     return SecurityService(engine_for(settings.db), settings.home, config, hasher=hasher)
 
 

@@ -24,9 +24,8 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
 
 
 @pytest.fixture
-def populated(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+def populated() -> dict[str, str]:
     """Two tracked runs and a registered model with two versions in a fresh home."""
-    monkeypatch.setenv("COLUMNS", "250")
     shipyard.set_experiment("cli-demo")
     x = np.random.default_rng(0).normal(size=(60, 3))
     y = (x[:, 0] > 0).astype(int)

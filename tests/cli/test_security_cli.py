@@ -46,11 +46,6 @@ def _flat(text: str) -> str:
     return " ".join(re.sub("[\u2500-\u257f]", " ", text).split())
 
 
-@pytest.fixture(autouse=True)
-def _wide_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "300")  # one table row per line
-
-
 def _twice(password: str = PASSWORD) -> str:
     return f"{password}\n{password}\n"
 

@@ -83,7 +83,7 @@ def test_missing_library_at_load_time(
     save_model(logreg, tmp_path / "m")
     monkeypatch.setitem(sys.modules, "sklearn", None)
     with pytest.raises(
-        ConfigError, match=r"(?s)needs the 'sklearn' package.*pip install scikit-learn"
+        ConfigError, match=r"(?s)needs the 'sklearn' package.*pip install \"shipyard\[sklearn\]\""
     ):
         load_model(tmp_path / "m")
 

@@ -93,3 +93,13 @@ def test_unknown_kind_raises() -> None:
 def test_table_columns_refuses_a_single_column() -> None:
     with pytest.raises(InvalidArgumentError, match=r"Expected a table .* got list"):
         table_columns([1.0, 2.0])
+
+
+def test_high_cardinality_alignment_matches_the_small_one() -> None:
+    ref = column_sample([f"id{i}" for i in range(400)] * 2, kind="categorical")
+    cur = column_sample([f"id{i}" for i in range(300, 700)], kind="categorical")
+    labels, ref_counts, cur_counts = ref.align(cur)  # type: ignore[union-attr]
+    assert labels.size == 700
+    assert ref_counts.sum() == 800 and cur_counts.sum() == 400
+    assert dict(zip(labels.tolist(), cur_counts.tolist(), strict=True))["id350"] == 1
+    assert dict(zip(labels.tolist(), ref_counts.tolist(), strict=True))["id650"] == 0

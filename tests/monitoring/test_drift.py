@@ -113,7 +113,7 @@ class TestDetectDrift:
 
     def test_a_prepared_reference_gives_the_same_results(self) -> None:
         ref, cur = frames(20_000), frames(800, shift=0.3, seed=2)
-        reference = Reference.from_data(ref).warm()
+        reference = Reference.from_data(ref)
         prepared = detect_drift(reference, cur)
         direct = detect_drift(ref, cur)
         for a, b in zip(prepared.columns, direct.columns, strict=True):

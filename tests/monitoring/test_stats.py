@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -66,19 +67,50 @@ class TestWasserstein:
         assert close(stats.wasserstein_distance(u, v), expected)
 
     @settings(max_examples=100, deadline=None)
-    @given(samples(min_size=16, max_size=400), st.data())
-    def test_small_window_against_a_stored_reference_equals_scipy(
+    @given(samples(), samples())
+    def test_quantile_path_with_a_reference_index_equals_scipy(
+        self, u: np.ndarray, v: np.ndarray
+    ) -> None:
+        u_sorted = np.sort(u)
+        index = stats.window_index(u_sorted)
+        std = max(float(np.std(u)), stats.MIN_STD)
+        got = stats.wasserstein_normed(u_sorted, np.sort(v), presorted=True, reference_index=index)
+        expected = scipy.stats.wasserstein_distance(u, v) / std
+        # Sums of integrals of the quantile function: exact up to rounding on the data's span.
+        assert close(got, expected, span(u, v) / std)
+
+    @settings(max_examples=60, deadline=None)
+    @given(samples(), samples(), st.integers(1, 9))
+    def test_chunked_loops_equal_scipy(self, u: np.ndarray, v: np.ndarray, chunk: int) -> None:
+        u_sorted, v_sorted = np.sort(u), np.sort(v)
+        index = stats.window_index(u_sorted)
+        std = max(float(np.std(u)), stats.MIN_STD)
+        with patch.object(stats, "_CHUNK", chunk):
+            merged = stats.wasserstein_distance(u, v)
+            quantiles = stats.wasserstein_normed(
+                u_sorted, v_sorted, presorted=True, reference_index=index
+            )
+            if max(u.size, v.size) > 4:  # the large-sample KS path, on small samples
+                with patch.object(stats, "KS_EXACT_MAX_N", 4):
+                    got = stats.ks_2samp(u, v)
+                asymp = scipy.stats.ks_2samp(u, v, method="asymp")
+                assert got.statistic == asymp.statistic
+                assert close(got.p_value, asymp.pvalue)
+        expected = scipy.stats.wasserstein_distance(u, v)
+        assert close(merged, expected)
+        assert close(quantiles, expected / std, span(u, v) / std)
+
+    @settings(max_examples=30, deadline=None)
+    @given(large_samples((2_000, 40_000)), st.data())
+    def test_window_on_large_references_equals_scipy(
         self, u: np.ndarray, data: st.DataObject
     ) -> None:
-        v = data.draw(samples(max_size=u.size // 16))
+        v = data.draw(large_samples((1, u.size // data.draw(st.sampled_from([1, 16, 200])))))
         u_sorted = np.sort(u)
-        prefix = stats.wasserstein_prefix(u_sorted)
+        index = stats.window_index(u_sorted)
         std = max(float(np.std(u)), stats.MIN_STD)
-        got = stats.wasserstein_normed(
-            u_sorted, np.sort(v), presorted=True, reference_prefix=prefix
-        )
+        got = stats.wasserstein_normed(u_sorted, np.sort(v), presorted=True, reference_index=index)
         expected = scipy.stats.wasserstein_distance(u, v) / std
-        # The window path sums integrals of the CDF, exact up to rounding on the data's span.
         assert close(got, expected, span(u, v) / std)
 
     @settings(max_examples=60, deadline=None)

@@ -442,3 +442,27 @@ def test_granting_roles_needs_users_admin(client: Any, app: Any) -> None:
     body = {"name": "eve", "password": PASSWORD, "role": "admin"}
     assert client.post("/api/v1/users", json=body, headers=headers).status_code == 403
     assert security_of(app).directory.get(USER, "eve") is None
+
+
+def test_a_remembered_token_still_expires(
+    client: Any, app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = add_user(app, "clocked", workspace_role="viewer")
+    assert _status(client, token)[0] == 200  # verified once, then remembered
+    later = time.time() + security_of(app).tokens.policy.access_ttl + 60
+    monkeypatch.setattr(time, "time", lambda: later)
+    status, message = _status(client, token)
+    assert status == 401
+    assert "expired" in message
+
+
+def test_a_remembered_token_fails_once_its_key_is_retired(tmp_path: Path) -> None:
+    app = secure_app(secure_settings(tmp_path, jwt_algorithm="ES256"))
+    with client_for(app) as client:
+        token = login(client, "admin")["access_token"]
+        assert _status(client, token)[0] == 200
+        keys = security_of(app).keys
+        keys.retire(keys.signing_key().kid)  # type: ignore[attr-defined]
+        status, message = _status(client, token)
+        assert status == 401
+        assert "unknown or retired key" in message

@@ -223,3 +223,9 @@ def test_secrets_stay_out_of_logs_and_error_messages(
         assert value not in logged
         assert value not in exported
     assert "login.failure" in exported  # the audit lines were logged and exported
+
+
+def test_the_default_test_server_runs_with_auth_off(app: Any) -> None:
+    # The rest of tests/server runs on this fixture unchanged: loopback, auth "auto".
+    assert app.state.authorizer is None
+    assert app.state.platform.audit is None

@@ -71,7 +71,7 @@ async def _call(app: Any, headers: list[tuple[bytes, bytes]]) -> float:
     return elapsed
 
 
-def _overhead_ms(on: Any, off: Any, credential: str, n: int = 3000) -> tuple[float, float]:
+def _overhead_ms(on: Any, off: Any, credential: str, n: int = 2000) -> tuple[float, float]:
     """Median of auth-on requests minus median of auth-off ones, interleaved so load
     changes hit both alike; returns (overhead, auth-off median) in ms."""
     headers = [(b"authorization", f"Bearer {credential}".encode())]
@@ -91,8 +91,14 @@ def _overhead_ms(on: Any, off: Any, credential: str, n: int = 3000) -> tuple[flo
 
 
 def _best_of(attempts: int, measure: Callable[[], tuple[float, float]]) -> tuple[float, float]:
-    # A busy CI machine can stall one run; the budget is about the code, not the noise.
-    return min(measure() for _ in range(attempts))
+    """The first measurement within budget, else the best of ``attempts``: a busy CI
+    machine can stall one run, and the budget is about the code, not the noise."""
+    results = []
+    for _ in range(attempts):
+        results.append(measure())
+        if results[-1][0] <= BUDGET_MS:
+            break
+    return min(results)
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,15 @@ def make_sql_store(db_url: str, workspace: str, artifacts_url: str) -> TrackingS
     return SqlTrackingStore(engine_for(db_url), workspace, artifact_root=artifacts_url)
 
 
+def make_http_store(db_url: str, workspace: str, artifacts_url: str) -> TrackingStore:
+    """The same store through the platform server's REST API (in-process)."""
+    from shipyard.testing import http_tracking_store
+
+    return http_tracking_store(db_url, workspace, artifacts_url)
+
+
 STORE_FACTORIES: dict[str, StoreFactory] = {
+    "http": make_http_store,
     "sql": make_sql_store,
 }
 

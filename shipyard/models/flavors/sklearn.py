@@ -29,13 +29,13 @@ class SklearnFlavor:
     packages: ClassVar[tuple[str, ...]] = ("scikit-learn", "numpy", "scipy", "joblib")
 
     def save(self, model: Any, path: Path) -> SavedFlavor:
-        sklearn = require("sklearn", flavor=self.name, dist="scikit-learn")
+        sklearn = require("sklearn", flavor=self.name, extra="sklearn")
         modules = dump_pickle(model, path / MODEL_FILE)
         config = {"file": MODEL_FILE, "pickle_protocol": PICKLE_PROTOCOL}
         return SavedFlavor(version=sklearn.__version__, config=config, modules=modules)
 
     def load(self, path: Path, manifest: ModelManifest) -> LoadedModel:
-        sklearn = require("sklearn", flavor=self.name, dist="scikit-learn")
+        sklearn = require("sklearn", flavor=self.name, extra="sklearn")
         from sklearn.exceptions import InconsistentVersionWarning
 
         saved, installed = manifest.flavor_version, sklearn.__version__

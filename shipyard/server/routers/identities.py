@@ -76,8 +76,11 @@ _REF_PREFIX = {USER: "user", SERVICE_ACCOUNT: "sa", TEAM: "team"}
 
 
 def parse_member(ref: str, *, teams: bool = True) -> tuple[str, str]:
-    """``user:alice`` / ``sa:ci`` / ``team:ml`` -> (principal_type, name)."""
+    """``user:alice`` / ``sa:ci`` / ``team:ml`` -> (principal_type, name); a bare name
+    (``alice``) is a user."""
     prefix, sep, name = ref.partition(":")
+    if not sep and prefix:
+        return USER, prefix
     kind = _PREFIXES.get(prefix)
     if not sep or not name or kind is None or (kind == TEAM and not teams):
         accepted = "'user:<name>', 'sa:<name>'" + (" or 'team:<name>'" if teams else "")
