@@ -384,7 +384,10 @@ def summarize(
         servers = [m for m in ms if m.server_rss_mb is not None]
         if servers:
             out["server_peak_rss_mb"] = max(m.server_rss_mb or 0 for m in servers)
-            out["server_cpu_s_median"] = statistics.median(m.server_cpu_s or 0 for m in servers)
+            scale = [full_n / m.n if full_n and m.n else 1.0 for m in servers]
+            out["server_cpu_s_median"] = statistics.median(
+                (m.server_cpu_s or 0) * k for m, k in zip(servers, scale, strict=True)
+            )
         return out
 
     ship = side(outcome.shipyard, field)

@@ -413,6 +413,8 @@ def _fmt_s(seconds: float | None) -> str:
 def _fmt_ratio(ratio: float | None) -> str:
     if ratio is None:
         return "—"
+    if ratio >= 100:
+        return f"{ratio:,.0f}x"
     return f"{ratio:.3g}x" if ratio >= 1 else f"{ratio:.2g}x"
 
 
@@ -449,7 +451,13 @@ def render(facts: dict[str, Any], outcomes: dict[str, h.Outcome], sizes: Sizes, 
                 f"**{row.area}**",
                 "",
                 "| workload | Shipyard median | MLflow median | median ratio (MLflow/Shipyard) "
-                "| goal | met | peak RSS Shipyard / MLflow |",
+                "| goal | met | peak RSS Shipyard / MLflow"
+                + (
+                    " (server: peak RSS, median CPU seconds while the client ran)"
+                    if row.area == "server"
+                    else ""
+                )
+                + " |",
                 "| --- | ---: | ---: | ---: | --- | --- | ---: |",
             ]
         outcome = outcomes[row.outcome]
@@ -489,7 +497,10 @@ def _rss(side: dict[str, Any]) -> str:
         return "—"
     text = f"{side['peak_rss_mb']:.0f} MB"
     if "server_peak_rss_mb" in side:
-        text += f" (server {side['server_peak_rss_mb']:.0f} MB)"
+        text += (
+            f" (server {side['server_peak_rss_mb']:.0f} MB, "
+            f"{side['server_cpu_s_median']:.3g} CPU-s)"
+        )
     return text
 
 
@@ -507,6 +518,26 @@ def write_readme(markdown: str) -> None:
     readme.write_text(f"{head}{README_START}\n{markdown}{README_END}{tail}")
 
 
+def rerender(path: Path, readme: bool) -> int:
+    """Tables from a saved results JSON (after a change to the table layout)."""
+    payload = json.loads(path.read_text())
+    facts = payload["facts"]
+    outcomes = {}
+    for key, raw in payload["outcomes"].items():
+        outcome = h.Outcome(key, error=raw.get("error", ""))
+        for side in ("shipyard", "mlflow"):
+            getattr(outcome, side).extend(h.Measurement(**m) for m in raw[side])
+        outcome.extra = {
+            k: v for k, v in raw.items() if k not in ("key", "shipyard", "mlflow", "error")
+        }
+        outcomes[key] = outcome
+    markdown = render(facts, outcomes, Sizes(**facts["sizes"]), facts.get("command", "?"))
+    if readme:
+        write_readme(markdown)
+    sys.stdout.write(markdown)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="MLflow's slow workloads reduced")
@@ -519,7 +550,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--write-readme", action="store_true", help="put the tables into benchmarks/README.md"
     )
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON", help="only re-render the tables of a saved run"
+    )
     args = parser.parse_args(argv)
+    if args.render:
+        return rerender(args.render, args.write_readme)
 
     sides = ("shipyard", "mlflow") if args.sides == "both" else (args.sides,)
     mlflow_py = h.mlflow_python(args.mlflow_version) if "mlflow" in sides else None
@@ -530,6 +566,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     facts = h.machine_facts(mlflow_py)
     facts["pairs"] = args.pairs
+    facts["command"] = shlex.join(cmd.split())
     facts["sizes"] = sizes.__dict__
     h.log(f"areas {areas}, pairs {args.pairs}, sides {sides}, load {facts['loadavg_start']}")
 
