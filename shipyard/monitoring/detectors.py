@@ -16,7 +16,8 @@ z                p-value of 2-proportion z     both, <= 2 values   0.05       p 
 
 (``<=`` for KS but ``<`` for the others is Evidently's, kept so verdicts agree.)
 
-Default test, Evidently's ``DataDriftPreset`` rule. With n the reference's non-missing
+Default test, Evidently's ``DataDriftPreset`` rule (0.7: ``_get_default_stattest`` in
+``evidently/legacy/calculations/stattests/registry.py``). With n the reference's non-missing
 values and k the distinct values of reference and current together:
 
 - n <= 1000: numeric with k > 5 -> ``ks``; otherwise ``chisquare`` if k > 2, else ``z``.

@@ -63,7 +63,7 @@ _AUTH_HINT = "Log in with `shipyard login`, then send 'Authorization: Bearer <to
 
 @dataclass(frozen=True)
 class SecurityConfig:
-    """Knobs of :class:`SecurityService` (the lead maps Settings onto these).
+    """Knobs of :class:`SecurityService` (built from Settings by :meth:`from_settings`).
 
     Attributes:
         algorithm: ``HS256`` (default), ``RS256`` or ``ES256``.

@@ -260,8 +260,11 @@ class TestSteps:
         def make(body: str) -> Step:
             namespace: dict[str, object] = {}
             code = f"def f(x: int) -> int:\n    return {body}\n"
-            path = f"/tmp/shipyard_fp_{abs(hash(body))}.py"
+            import hashlib
             import linecache
+
+            # A name for linecache only (inspect.getsource reads it from there); no file.
+            path = f"<fingerprint-{hashlib.sha256(body.encode()).hexdigest()[:12]}>"
 
             linecache.cache[path] = (len(code), None, code.splitlines(True), path)
             exec(compile(code, path, "exec"), namespace)
