@@ -87,6 +87,8 @@ def check_value(key: str, value: object, limit: int, what: str) -> str:
 
 def metric_value(metric: Metric) -> float:
     value = metric.value
+    if type(value) is float:  # the common case, checked first on the hot path
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidArgumentError(
             f"Metric '{metric.key}' has value {value!r} ({type(value).__name__}); metric "
@@ -98,6 +100,8 @@ def metric_value(metric: Metric) -> float:
 
 def metric_int(metric: Metric, name: str) -> int:
     value = getattr(metric, name)
+    if type(value) is int:
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise InvalidArgumentError(
             f"Metric '{metric.key}' has {name} {value!r}; it must be an integer."

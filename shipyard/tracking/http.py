@@ -6,13 +6,13 @@ subclasses a local SqlTrackingStore raises, so code runs unchanged on either.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from shipyard.errors import ExperimentNotFoundError, InvalidArgumentError
+from shipyard.errors import ExperimentNotFoundError
+from shipyard.tracking._validation import metric_int, metric_value, run_status
 from shipyard.tracking.entities import (
     Dataset,
     DatasetInput,
@@ -100,34 +100,18 @@ def run_from_json(d: Mapping[str, Any]) -> Run:
 
 
 def _metric_json(metric: Metric) -> dict[str, Any]:
-    value = metric.value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InvalidArgumentError(
-            f"Metric '{metric.key}' has value {value!r} ({type(value).__name__}); metric "
-            "values must be numbers.",
-            hint="Log text as a param or a tag.",
-        )
-    for name in ("step", "timestamp"):
-        number = getattr(metric, name)
-        if isinstance(number, bool) or not isinstance(number, numbers.Integral):
-            raise InvalidArgumentError(
-                f"Metric '{metric.key}' has {name} {number!r}; it must be an integer."
-            )
+    """A metric point as the REST API takes it, checked exactly as the SQL store checks it
+    (JSON would otherwise turn "0.5" or True into numbers on the way)."""
     return {
         "key": metric.key,
-        "value": float(value),
-        "step": int(metric.step),
-        "timestamp": int(metric.timestamp) or None,
+        "value": metric_value(metric),
+        "step": metric_int(metric, "step"),
+        "timestamp": metric_int(metric, "timestamp") or None,
     }
 
 
 def _status(value: RunStatus | str) -> str:
-    try:
-        return RunStatus(value).value
-    except ValueError:
-        raise InvalidArgumentError(
-            f"Invalid run status {value!r}; use one of {', '.join(s.value for s in RunStatus)}."
-        ) from None
+    return run_status(value).value
 
 
 def _text(value: object) -> object:
