@@ -29,6 +29,7 @@ when the reference has at most 20, else Sturges bins over both samples; natural 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
@@ -164,7 +165,7 @@ def _counts(ref: ColumnSample, cur: ColumnSample) -> tuple[NDArray, NDArray]:
     return _value_counts(ref, cur)
 
 
-class _Detector:
+class _Detector(ABC):
     """Shared ``compute``: prepare both sides, check the kind, measure, compare."""
 
     name: ClassVar[str]
@@ -212,8 +213,8 @@ class _Detector:
     def _drifted(self, score: float) -> bool:
         return bool(score >= self.threshold)  # distances; p-value tests override
 
-    def _measure(self, ref: Any, cur: Any) -> tuple[float, float, float | None]:
-        raise NotImplementedError  # pragma: no cover
+    @abstractmethod
+    def _measure(self, ref: Any, cur: Any) -> tuple[float, float, float | None]: ...
 
 
 @dataclass(frozen=True)

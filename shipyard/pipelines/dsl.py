@@ -25,6 +25,7 @@ import functools
 import inspect
 import re
 import sys
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from datetime import timedelta
@@ -93,14 +94,14 @@ def _quantity(value: object) -> str | None:
 # --- handles: what the pipeline function sees instead of values ------------------------------
 
 
-class _Handle:
+class _Handle(ABC):
     """A value known only at run time. Comparisons build conditions for ``when()``."""
 
     _trace: _Trace | None
 
     @property
-    def _ref(self) -> g.Operand:
-        raise NotImplementedError  # pragma: no cover
+    @abstractmethod
+    def _ref(self) -> g.Operand: ...
 
     def _check_trace(self) -> None:
         current = _TRACE.get()
@@ -765,7 +766,7 @@ def _require_trace(what: str, loc: _Location) -> _Trace:
     return trace
 
 
-class _Block:
+class _Block(ABC):
     """Pushes a group on enter and pops it on exit; the group gets its id on enter."""
 
     _prefix = ""  # group ids are "<prefix>-<n>", numbered across kinds as KFP does
@@ -773,8 +774,8 @@ class _Block:
     _loc: _Location
     _id: str | None = None
 
-    def _make_group(self, group_id: str, parent: str | None) -> g.Group:
-        raise NotImplementedError  # pragma: no cover
+    @abstractmethod
+    def _make_group(self, group_id: str, parent: str | None) -> g.Group: ...
 
     def _enter(self) -> str:
         trace = self._trace

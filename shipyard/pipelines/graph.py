@@ -17,6 +17,7 @@ import operator
 import re
 import sys
 import textwrap
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -168,7 +169,7 @@ _OPS: dict[str, Callable[[Any, Any], Any]] = {
 }
 
 
-class Condition:
+class Condition(ABC):
     """A boolean expression over step outputs, parameters and loop items, built with comparison
     operators on handles and combined with ``&``, ``|`` and ``~``.
 
@@ -204,14 +205,14 @@ class Condition:
             "& | ~ and parentheses, e.g. (a > 1) & (b < 2), instead of and/or/not or a < b < c.",
         )
 
+    @abstractmethod
     def refs(self) -> tuple[Operand, ...]:
         """Every operand, left to right."""
-        raise NotImplementedError  # pragma: no cover
 
+    @abstractmethod
     def to_python(self, render: Callable[[Operand], str] = render_operand) -> str:
         """A Python expression; ``render`` maps each operand (default: ``outputs[step][name]``,
         ``params[name]``, ``items[loop]``, ``placeholders[name]``)."""
-        raise NotImplementedError  # pragma: no cover
 
     def evaluate(
         self,
@@ -224,12 +225,12 @@ class Condition:
         env = _Env(outputs, params, items or {}, placeholders or {})
         return bool(self._eval(env))
 
-    def _eval(self, env: _Env) -> Any:
-        raise NotImplementedError  # pragma: no cover
+    @abstractmethod
+    def _eval(self, env: _Env) -> Any: ...
 
+    @abstractmethod
     def to_dict(self) -> dict[str, Any]:
         """The structured form compilers render (to CEL for KFP, to Python for Airflow)."""
-        raise NotImplementedError  # pragma: no cover
 
 
 @dataclass(frozen=True)
@@ -291,39 +292,37 @@ class Comparison(Condition):
 
 
 @dataclass(frozen=True)
-class And(Condition):
+class _Junction(Condition):
+    """``left op right`` for the boolean ``op`` its subclass names."""
+
     left: Condition
     right: Condition
+    op: ClassVar[str]
 
     def refs(self) -> tuple[Operand, ...]:
         return self.left.refs() + self.right.refs()
 
     def to_python(self, render: Callable[[Operand], str] = render_operand) -> str:
-        return f"({self.left.to_python(render)}) and ({self.right.to_python(render)})"
+        return f"({self.left.to_python(render)}) {self.op} ({self.right.to_python(render)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": self.op, "left": self.left.to_dict(), "right": self.right.to_dict()}
+
+
+@dataclass(frozen=True)
+class And(_Junction):
+    op: ClassVar[str] = "and"
 
     def _eval(self, env: _Env) -> Any:
         return self.left._eval(env) and self.right._eval(env)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"op": "and", "left": self.left.to_dict(), "right": self.right.to_dict()}
-
 
 @dataclass(frozen=True)
-class Or(Condition):
-    left: Condition
-    right: Condition
-
-    def refs(self) -> tuple[Operand, ...]:
-        return self.left.refs() + self.right.refs()
-
-    def to_python(self, render: Callable[[Operand], str] = render_operand) -> str:
-        return f"({self.left.to_python(render)}) or ({self.right.to_python(render)})"
+class Or(_Junction):
+    op: ClassVar[str] = "or"
 
     def _eval(self, env: _Env) -> Any:
         return self.left._eval(env) or self.right._eval(env)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"op": "or", "left": self.left.to_dict(), "right": self.right.to_dict()}
 
 
 @dataclass(frozen=True)
