@@ -14,9 +14,14 @@ from shipyard.cli import (
     artifacts,
     audit,
     auth,
+    deploy,
     experiments,
+    features,
     models,
+    monitor,
+    pipelines,
     runs,
+    serve,
     server,
     users,
     workspaces,
@@ -45,6 +50,11 @@ app.add_typer(
 app.add_typer(users.api_keys_app, name="api-keys", help="Create, list and revoke API keys.")
 app.add_typer(users.keys_app, name="keys", help="Rotate the keys that sign access tokens.")
 app.add_typer(audit.app, name="audit", help="Verify and export the tamper-evident audit log.")
+app.command("serve")(serve.serve)
+app.add_typer(pipelines.app, name="pipelines", help="Run, schedule and compile pipelines.")
+app.add_typer(features.app, name="features", help="Feature definitions, stores and streams.")
+app.add_typer(monitor.app, name="monitor", help="Drift monitors, reports, alerts, dashboards.")
+app.add_typer(deploy.app, name="deploy", help="Render and apply deployment artifacts.")
 
 
 @app.command("version")

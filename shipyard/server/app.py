@@ -25,7 +25,18 @@ from shipyard.server.deps import PUBLIC, Platform, declared_routes
 from shipyard.server.errors import InternalErrorMiddleware, install_error_handlers
 from shipyard.server.headers import SecurityHeadersMiddleware
 from shipyard.server.limits import BodyLimitMiddleware, RouteLimit
-from shipyard.server.routers import artifacts, audit, health, identities, registry, tracking
+from shipyard.server.background import start_background_services
+from shipyard.server.routers import (
+    artifacts,
+    audit,
+    features,
+    health,
+    identities,
+    monitoring,
+    pipelines,
+    registry,
+    tracking,
+)
 from shipyard.server.routers import auth as auth_routes
 
 if TYPE_CHECKING:
@@ -60,9 +71,11 @@ def _lifespan(deliver_webhooks: bool):  # type: ignore[no-untyped-def]
                 daemon=True,
             )
             thread.start()
+        stop_services = start_background_services(app)
         try:
             yield
         finally:
+            stop_services()
             stop.set()
             if thread is not None:
                 thread.join(timeout=10)
@@ -191,6 +204,9 @@ def create_app(
     app.include_router(artifacts.router, prefix=API_PREFIX)
     app.include_router(identities.router, prefix=API_PREFIX)
     app.include_router(audit.router, prefix=API_PREFIX)
+    app.include_router(features.router, prefix=API_PREFIX)
+    app.include_router(pipelines.router, prefix=API_PREFIX)
+    app.include_router(monitoring.router, prefix=API_PREFIX)
     check_route_permissions(app)
     if auth_on:
         _document_security(app)

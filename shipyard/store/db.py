@@ -19,7 +19,7 @@ from shipyard.errors import BackendError, ConfigError, did_you_mean
 metadata = sa.MetaData()
 
 #: The newest migration; a test checks it equals Alembic's head.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0005"
 
 SUPPORTED_SCHEMES = ("sqlite", "postgresql+psycopg")
 
@@ -140,6 +140,9 @@ def upgrade(engine: Engine) -> None:
 
 def load_schema() -> sa.MetaData:
     """Import every component's tables onto :data:`metadata` and return it."""
+    import shipyard.features.schema
+    import shipyard.monitoring.schema
+    import shipyard.pipelines.schema
     import shipyard.registry.schema
     import shipyard.security.schema
     import shipyard.store.schema

@@ -1,0 +1,7 @@
+"""``shipyard features``: plan, apply, materialize, push, read online, stream."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

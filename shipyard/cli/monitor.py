@@ -1,0 +1,7 @@
+"""``shipyard monitor``: drift monitors, reports, alert rules and dashboards."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True)

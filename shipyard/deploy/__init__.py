@@ -1,0 +1,1 @@
+"""Deployment artifacts: Kubernetes manifests, Dockerfiles and Triton model repositories."""

@@ -1,0 +1,1 @@
+"""Feature store: entities, sources, feature views and services; offline and online stores."""

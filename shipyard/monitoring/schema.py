@@ -1,0 +1,5 @@
+"""Tables owned by monitoring."""
+
+import sqlalchemy as sa  # noqa: F401
+
+from shipyard.store.db import metadata  # noqa: F401
