@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 $(VENV)/.core: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check -U pip
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[sklearn,plots]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[sklearn,plots,onnx,k8s]'
 	touch $@
 
 $(VENV)/.dev: pyproject.toml $(VENV)/.core

@@ -130,6 +130,35 @@ def mlflow_python(version: str | None = None) -> Path:
     raise SystemExit("could not install a recent mlflow release; pass --mlflow-version")
 
 
+def anchor_python(name: str, requirements: Sequence[str], *, pin_sklearn: bool = True) -> Path:
+    """An anchor's own virtualenv ``~/.cache/shipyard-dev/<name>``, created on first use.
+
+    ``name`` carries the anchor's version (``bentoml-1.4.35``) so a new pin gets a new
+    virtualenv; scikit-learn is pinned to the .venv's version so every side fits the same
+    estimator code.
+    """
+    venv = CACHE / name
+    if (venv / ".ok").exists():
+        return venv / "bin" / "python"
+    wanted = list(requirements)
+    sklearn = _installed_version(shipyard_python(), "scikit-learn")
+    if pin_sklearn and sklearn:
+        wanted.append(f"scikit-learn=={sklearn}")
+    log(f"creating {venv} ({' '.join(wanted)})")
+    shutil.rmtree(venv, ignore_errors=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q"]
+    done = subprocess.run(
+        [*pip, "--disable-pip-version-check", *wanted], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        shutil.rmtree(venv, ignore_errors=True)
+        raise SystemExit(f"could not install {name}: {done.stderr[-2000:]}")
+    (venv / ".ok").write_text(" ".join(wanted) + "\n")
+    return venv / "bin" / "python"
+
+
 def side_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The parent's environment minus any SHIPYARD_*/MLFLOW_* settings, plus the quiet ones."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(_STRIP)}
@@ -203,9 +232,12 @@ def free_port() -> int:
 
 
 def _session_usage(sid: int) -> tuple[int, float]:
-    """(RSS kB, CPU seconds) summed over the live processes of session ``sid``."""
-    rss_kb = 0
-    cpu = 0.0
+    """(RSS kB, CPU seconds) summed over session ``sid`` and every descendant of ``sid``.
+
+    Descendants count too because some servers (BentoML's supervisor) start their workers
+    in sessions of their own.
+    """
+    stats: dict[int, tuple[int, int, int, float]] = {}  # pid -> (ppid, session, rss, cpu)
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -215,11 +247,20 @@ def _session_usage(sid: int) -> tuple[int, float]:
         except OSError:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
-        # fields[0] is state (field 3); session is field 6, utime 14, stime 15, rss 24
-        if int(fields[3]) != sid:
-            continue
-        rss_kb += int(fields[21]) * PAGE_KB
-        cpu += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        # fields[0] is state (field 3); ppid 4, session 6, utime 14, stime 15, rss 24
+        cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        stats[int(entry)] = (int(fields[1]), int(fields[3]), int(fields[21]) * PAGE_KB, cpu)
+    members = {pid for pid, (_, session, _, _) in stats.items() if session == sid}
+    members.add(sid)
+    grew = True
+    while grew:
+        grew = False
+        for pid, (ppid, _, _, _) in stats.items():
+            if ppid in members and pid not in members:
+                members.add(pid)
+                grew = True
+    rss_kb = sum(stats[pid][2] for pid in members if pid in stats)
+    cpu = sum(stats[pid][3] for pid in members if pid in stats)
     return rss_kb, cpu
 
 

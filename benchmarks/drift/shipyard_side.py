@@ -3,6 +3,10 @@
     python shipyard_side.py full --n N      detect_drift(reference_df, current_df)
     python shipyard_side.py window --n N    Reference.from_data(reference_df), then
                                             detect_drift(reference, 10k-row window) repeatedly
+    python shipyard_side.py live --n N      the live gauge update: a Profile of the reference,
+                                            a 10k-row window written in the prediction log
+                                            layout, then Monitor.update() repeatedly (read the
+                                            Parquet window, drift, data quality, set gauges)
 
 Only the drift computation is timed; building the frames is not.
 """
@@ -82,13 +86,101 @@ def window(n: int, windows: int) -> dict[str, object]:
     }
 
 
+def live(n: int, updates: int) -> dict[str, object]:
+    import tempfile
+    import uuid
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+    import pyarrow as pa
+
+    from shipyard.monitoring.monitor import Monitor
+    from shipyard.monitoring.profiles import Profile
+    from shipyard.monitoring.windows import read_prediction_log, write_log_part
+
+    reference_df, current = _data.frame(0, n), _data.frame(1, _data.WINDOW)
+    start = time.perf_counter()
+    profile = Profile.from_data(reference_df, categorical=_data.CATEGORICAL)
+    profile_seconds = time.perf_counter() - start
+    profile_bytes = len(profile.to_json())
+    raw = detect_drift(reference_df, current, categorical=_data.CATEGORICAL)
+    del reference_df
+    now = datetime.now(UTC)
+    size = len(current)
+    columns = {
+        "request_id": pa.array([uuid.uuid4().hex for _ in range(size)]),
+        "ts": pa.array(
+            [now - timedelta(milliseconds=10 * (size - i)) for i in range(size)],
+            pa.timestamp("us", tz="UTC"),
+        ),
+        "model": pa.array(["bench"] * size),
+        "version": pa.array(["1"] * size),
+        "variant": pa.array(["champion"] * size),
+        "latency_ms": pa.array(np.full(size, 2.0)),
+        "prediction": pa.array(np.zeros(size)),
+        "prediction_label": pa.array(["0"] * size),
+        "confidence": pa.array(np.full(size, 0.9)),
+        "features_sha256": pa.array(["0" * 64] * size),
+    }
+    for name in current.columns:
+        values = current[name]
+        columns[f"feature.{name}"] = pa.array(
+            values.to_numpy() if name in _data.NUMERIC else values.astype(str).tolist()
+        )
+    root = tempfile.mkdtemp(prefix="shipyard-drift-bench-")
+    url = Path(root).as_uri()
+    write_log_part(url, "default", "bench", pa.table(columns))
+    monitor = Monitor("bench", artifacts_url=url, window="1h", references={"1": profile})
+    times, cpus, reads = [], [], []
+    first = None
+    snapshot = None
+    for _ in range(updates + 1):
+        cpu, began = time.process_time(), time.perf_counter()
+        snapshot = monitor.update()
+        elapsed, cpu_used = time.perf_counter() - began, time.process_time() - cpu
+        if first is None:
+            first = elapsed
+            continue
+        times.append(elapsed)
+        cpus.append(cpu_used)
+    for _ in range(10):  # a fresh read, without the monitor's cache of decoded parts
+        began = time.perf_counter()
+        read_prediction_log(url, "default", "bench", now - timedelta(hours=1), now)
+        reads.append(time.perf_counter() - began)
+    assert snapshot is not None and snapshot.rows == size
+    status = snapshot.versions[0]
+    assert status.drift is not None
+    agree = all(status.drift[r.column].drifted == r.drifted for r in raw.columns)
+    times.sort()
+    return {
+        "seconds": statistics.median(times),
+        "p95_seconds": times[int(0.95 * (len(times) - 1))],
+        "min_seconds": times[0],
+        "first_window_seconds": first,
+        "read_seconds": statistics.median(reads),
+        "cpu": statistics.median(cpus),
+        "windows": len(times),
+        "prepare_seconds": profile_seconds,
+        "profile_bytes": profile_bytes,
+        "verdicts_agree": agree,
+        "max_score_diff": max(abs(status.drift[r.column].score - r.score) for r in raw.columns),
+        "share_drifted": status.drift.share_drifted,
+        "columns": _columns(status.drift),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=("full", "window"))
+    parser.add_argument("mode", choices=("full", "window", "live"))
     parser.add_argument("--n", type=int, required=True)
     parser.add_argument("--windows", type=int, default=50)
     args = parser.parse_args()
-    result = full(args.n) if args.mode == "full" else window(args.n, args.windows)
+    if args.mode == "full":
+        result = full(args.n)
+    elif args.mode == "window":
+        result = window(args.n, args.windows)
+    else:
+        result = live(args.n, args.windows)
     print(json.dumps(result))
 
 

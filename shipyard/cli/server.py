@@ -15,6 +15,10 @@ def serve(
     artifacts: Annotated[
         str | None, typer.Option(help="Artifact root URL (SHIPYARD_ARTIFACTS).")
     ] = None,
+    scheduler: Annotated[
+        bool,
+        typer.Option("--scheduler/--no-scheduler", help="Run pipeline schedules and triggers."),
+    ] = True,
 ) -> None:
     """Run the platform server: REST API under /api/v1, OpenAPI at /openapi.json."""
     from shipyard.config import load_settings
@@ -25,4 +29,5 @@ def serve(
         for key, value in {"host": host, "port": port, "db": db, "artifacts": artifacts}.items()
         if value is not None
     }
+    overrides["scheduler"] = scheduler
     run_server(load_settings(**overrides), workers=workers)

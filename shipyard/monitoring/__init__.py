@@ -10,6 +10,16 @@ Concepts, and where they live::
                 registered by name; Evidently's default choice of test per column
     drift       ``detect_drift`` over a dataset -> DatasetDrift (share of drifted
                 columns), ``column_drift``, ``prediction_drift``
+    profiles    ``Profile``: a training set summarized to keep with a model version
+                (``attach_profile``, ``load_profile``); drift from it within stated bounds
+    quality     missing values, out-of-range values, new categories
+    windows     the serving prediction log read back (``read_prediction_log``), windows
+    labels      ground truth by request id; ``performance``: accuracy ... RMSE
+    monitor     ``Monitor``: a window vs its reference -> Prometheus gauges (``metrics``)
+    service     the monitor loop (``shipyard monitor run``, the platform server)
+    report      self-contained HTML + JSON drift reports
+    alerts      PrometheusRule / rules files; ``evaluator``: the same alerts in-process
+    dashboards  Grafana dashboard and ServiceMonitor
 
 Example::
 
@@ -29,6 +39,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from shipyard.monitoring.alerts import alert_rules, prometheus_rule, rule_groups
     from shipyard.monitoring.columns import (
         CategoricalSample,
         ColumnKind,
@@ -36,6 +47,7 @@ if TYPE_CHECKING:
         NumericSample,
         column_sample,
     )
+    from shipyard.monitoring.dashboards import grafana_dashboard, service_monitor
     from shipyard.monitoring.detectors import (
         DETECTORS,
         ChiSquareDetector,
@@ -55,7 +67,14 @@ if TYPE_CHECKING:
         detect_drift,
         prediction_drift,
     )
+    from shipyard.monitoring.evaluator import AlertEvaluator, WebhookTrigger
+    from shipyard.monitoring.labels import LabelStore
+    from shipyard.monitoring.monitor import Monitor
+    from shipyard.monitoring.profiles import Profile, attach_profile, load_profile
+    from shipyard.monitoring.quality import data_quality
     from shipyard.monitoring.reference import Reference
+    from shipyard.monitoring.report import build_report
+    from shipyard.monitoring.windows import read_prediction_log
 
 _HOMES = {
     "CategoricalSample": "columns",
@@ -79,10 +98,26 @@ _HOMES = {
     "detect_drift": "drift",
     "prediction_drift": "drift",
     "Reference": "reference",
+    "alert_rules": "alerts",
+    "prometheus_rule": "alerts",
+    "rule_groups": "alerts",
+    "grafana_dashboard": "dashboards",
+    "service_monitor": "dashboards",
+    "AlertEvaluator": "evaluator",
+    "WebhookTrigger": "evaluator",
+    "LabelStore": "labels",
+    "Monitor": "monitor",
+    "Profile": "profiles",
+    "attach_profile": "profiles",
+    "load_profile": "profiles",
+    "data_quality": "quality",
+    "build_report": "report",
+    "read_prediction_log": "windows",
 }
 
 __all__ = [
     "DETECTORS",
+    "AlertEvaluator",
     "CategoricalSample",
     "ChiSquareDetector",
     "ColumnKind",
@@ -92,17 +127,31 @@ __all__ = [
     "DriftResult",
     "JensenShannonDetector",
     "KSDetector",
+    "LabelStore",
+    "Monitor",
     "NumericSample",
     "PSIDetector",
+    "Profile",
     "Reference",
     "WassersteinDetector",
+    "WebhookTrigger",
     "ZTestDetector",
+    "alert_rules",
+    "attach_profile",
+    "build_report",
     "column_drift",
     "column_sample",
+    "data_quality",
     "default_test",
     "detect_drift",
     "get_detector",
+    "grafana_dashboard",
+    "load_profile",
     "prediction_drift",
+    "prometheus_rule",
+    "read_prediction_log",
+    "rule_groups",
+    "service_monitor",
 ]
 
 

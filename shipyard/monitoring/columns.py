@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shipyard.errors import InvalidArgumentError
-from shipyard.monitoring.stats import WindowIndex, quantile_edges, window_index
+from shipyard.monitoring.stats import (
+    WindowIndex,
+    bin_counts,
+    histogram_sorted,
+    quantile_edges,
+    window_index,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,6 +41,7 @@ __all__ = [
     "ColumnKind",
     "ColumnSample",
     "NumericSample",
+    "SketchSample",
     "column_sample",
     "infer_kind",
     "table_columns",
@@ -99,6 +106,24 @@ class NumericSample:
             edges = self._edges[bins] = quantile_edges(self.values, bins, presorted=True)
         return edges
 
+    @property
+    def minimum(self) -> float:
+        """The smallest value."""
+        return float(self.values[0])
+
+    @property
+    def maximum(self) -> float:
+        """The largest value."""
+        return float(self.values[-1])
+
+    def histogram(self, edges: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Counts over ``edges`` as ``numpy.histogram`` makes them (last bin closed)."""
+        return histogram_sorted(self.values, edges).astype(np.float64)
+
+    def bin_counts(self, inner_edges: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Counts of the bins ``[e_{i-1}, e_i)`` with open outer bins."""
+        return bin_counts(self.values, inner_edges).astype(np.float64)
+
     @cached_property
     def distinct(self) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
         """The distinct values, ascending, and how often each occurs."""
@@ -115,6 +140,122 @@ class NumericSample:
 
     def __repr__(self) -> str:
         return f"NumericSample({self.name!r}, n={self.n}, missing={self.n_missing})"
+
+
+class SketchSample(NumericSample):
+    """A numeric column known only by its profile: a quantile sketch instead of its values.
+
+    ``values`` holds ``K`` equal-mass atoms (the mean of each of the ``K`` equal-count
+    slices of the sorted column), so Wasserstein works unchanged on them; the true size,
+    std, distinct count and extremes are the column's own. Counts in bins and the CDF come
+    from the ``K + 1`` stored quantiles (exact when the column had few distinct values and
+    the profile kept them). Built by :mod:`shipyard.monitoring.profiles`.
+
+    Args:
+        name: The column name.
+        atoms: ``K`` atoms, ascending.
+        quantiles: ``numpy.quantile`` of the column at ``0, 1/K, ..., 1``.
+        n: Non-missing values of the column.
+        n_missing: Missing values of the column.
+        std: The column's population std.
+        n_unique: The column's distinct values.
+        distinct: Its distinct values and counts, when the profile kept them.
+        wasserstein_error: Wasserstein distance between the column and its atoms: a bound
+            on how far any Wasserstein distance from the atoms is from the true one.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        atoms: NDArray[np.float64],
+        quantiles: NDArray[np.float64],
+        *,
+        n: int,
+        n_missing: int,
+        std: float,
+        n_unique: int,
+        distinct: tuple[NDArray[np.float64], NDArray[np.int64]] | None = None,
+        wasserstein_error: float = 0.0,
+    ) -> None:
+        super().__init__(name, atoms, n_missing)
+        self.quantiles = quantiles
+        self._n = n
+        self.wasserstein_error = wasserstein_error
+        self.__dict__["std"] = std
+        self.__dict__["n_unique"] = n_unique
+        if distinct is not None:
+            self.__dict__["distinct"] = distinct
+        k = quantiles.size - 1
+        levels, first = np.unique(quantiles, return_index=True)
+        last = np.concatenate((first[1:] - 1, [k]))
+        self._levels = levels
+        self._low = first / k  # CDF just below each level
+        self._high = last / k  # CDF at each level
+
+    @property
+    def n(self) -> int:
+        return self._n
+
+    @property
+    def minimum(self) -> float:
+        return float(self.quantiles[0])
+
+    @property
+    def maximum(self) -> float:
+        return float(self.quantiles[-1])
+
+    @cached_property
+    def distinct(self) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+        raise InvalidArgumentError(
+            f"The profile of column '{self.name}' keeps no distinct values "
+            f"({self.n_unique} of them).",
+            hint="Compare it with a test that needs no per-value counts (wasserstein, ks, "
+            "psi, jensenshannon), or use the raw reference data.",
+        )
+
+    def cdf(self, x: NDArray[np.float64], *, left: bool = False) -> NDArray[np.float64]:
+        """The share of values ``<= x`` (``< x`` when ``left``), linear between quantiles."""
+        x = np.asarray(x, dtype=np.float64)
+        if "distinct" in self.__dict__:
+            values, counts = self.__dict__["distinct"]
+            cum = np.concatenate(([0], np.cumsum(counts))) / self._n
+            return cum[np.searchsorted(values, x, side="left" if left else "right")]
+        levels = self._levels
+        j = np.searchsorted(levels, x, side="left" if left else "right") - 1
+        inside = (j >= 0) & (j < levels.size - 1)
+        jj = np.clip(j, 0, max(levels.size - 2, 0))
+        out = np.where(j >= levels.size - 1, 1.0, 0.0)
+        if levels.size > 1:
+            lo, hi = levels[jj], levels[jj + 1]
+            frac = (x - lo) / (hi - lo)
+            value = self._high[jj] + frac * (self._low[jj + 1] - self._high[jj])
+            out = np.where(inside, value, out)
+        if left:  # at a level itself, values < x stop just below it
+            at = np.searchsorted(levels, x, side="left")
+            hit = (at < levels.size) & (levels[np.minimum(at, levels.size - 1)] == x)
+            out = np.where(hit, self._low[np.minimum(at, levels.size - 1)], out)
+        return out
+
+    def histogram(self, edges: NDArray[np.float64]) -> NDArray[np.float64]:
+        cum = self.cdf(edges, left=True)
+        cum[-1] = self.cdf(edges[-1:])[0]
+        return np.diff(cum) * self._n
+
+    def bin_counts(self, inner_edges: NDArray[np.float64]) -> NDArray[np.float64]:
+        cum = np.concatenate(([0.0], self.cdf(inner_edges, left=True), [1.0]))
+        return np.diff(cum) * self._n
+
+    def quantile_edges(self, bins: int) -> NDArray[np.float64]:
+        k = self.quantiles.size - 1
+        if bins < 2:
+            raise InvalidArgumentError(f"PSI needs at least 2 bins, got {bins}.")
+        if k % bins == 0:
+            return np.unique(self.quantiles[np.arange(1, bins) * (k // bins)])
+        levels = np.arange(1, bins) / bins
+        return np.unique(np.interp(levels, np.arange(k + 1) / k, self.quantiles))
+
+    def __repr__(self) -> str:
+        return f"SketchSample({self.name!r}, n={self.n}, atoms={self.values.size})"
 
 
 class CategoricalSample:

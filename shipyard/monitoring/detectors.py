@@ -43,6 +43,7 @@ from shipyard.monitoring.columns import (
     ColumnKind,
     ColumnSample,
     NumericSample,
+    SketchSample,
     column_sample,
 )
 
@@ -259,9 +260,10 @@ class JensenShannonDetector(_Detector):
     def _measure(self, ref: ColumnSample, cur: ColumnSample) -> tuple[float, float, None]:
         if isinstance(ref, NumericSample) and isinstance(cur, NumericSample):
             if ref.n_unique > 20:  # Evidently's binning, as stats.histogram_counts
-                ref_counts, cur_counts = stats.sturges_counts(
-                    ref.values, cur.values, presorted=True
+                edges = stats.sturges_edges(
+                    min(ref.minimum, cur.minimum), max(ref.maximum, cur.maximum), ref.n + cur.n
                 )
+                ref_counts, cur_counts = ref.histogram(edges), cur.histogram(edges)
             else:
                 ref_counts, cur_counts = _value_counts(ref, cur)
         else:
@@ -288,13 +290,9 @@ class PSIDetector(_Detector):
 
     def _measure(self, ref: ColumnSample, cur: ColumnSample) -> tuple[float, float, None]:
         if isinstance(ref, NumericSample) and isinstance(cur, NumericSample):
-            score = stats.psi(
-                ref.values,
-                cur.values,
-                bins=self.bins,
-                epsilon=self.epsilon,
-                presorted=True,
-                reference_edges=ref.quantile_edges(self.bins),
+            edges = ref.quantile_edges(self.bins)
+            score = stats.psi_counts(
+                ref.bin_counts(edges), cur.bin_counts(edges), epsilon=self.epsilon
             )
         else:
             ref_counts, cur_counts = _counts(ref, cur)
@@ -317,11 +315,30 @@ class KSDetector(_PValueDetector):
     kinds: ClassVar[frozenset[ColumnKind]] = frozenset({ColumnKind.NUMERIC})
 
     def _measure(self, ref: NumericSample, cur: NumericSample) -> tuple[float, float, float]:
-        statistic, p_value = stats.ks_2samp(ref.values, cur.values, presorted=True)
+        if isinstance(ref, SketchSample):
+            statistic, p_value = _ks_sketch(ref, cur)
+        else:
+            statistic, p_value = stats.ks_2samp(ref.values, cur.values, presorted=True)
         return p_value, statistic, p_value
 
     def _drifted(self, score: float) -> bool:
         return bool(score <= self.threshold)
+
+
+def _ks_sketch(ref: SketchSample, cur: NumericSample) -> tuple[float, float]:
+    """KS against a profile: the reference CDF from its quantiles (within 1/K of the
+    column's), the current one exact; Smirnov's asymptotic p-value with the true sizes."""
+    import scipy.stats
+
+    xs, counts = cur.distinct
+    cdf_cur = np.cumsum(counts) / cur.n
+    before = np.concatenate(([0.0], cdf_cur[:-1]))
+    d = max(
+        float(np.max(np.abs(ref.cdf(xs) - cdf_cur))),
+        float(np.max(np.abs(ref.cdf(xs, left=True) - before))),
+    )
+    en = ref.n * cur.n / (ref.n + cur.n)
+    return d, float(np.clip(scipy.stats.kstwo.sf(d, np.round(en)), 0.0, 1.0))
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from shipyard.monitoring.detectors import (
     get_detector,
     sample_pair,
 )
+from shipyard.monitoring.profiles import Profile
 from shipyard.monitoring.reference import Reference, column_kinds
 
 __all__ = [
@@ -158,8 +159,9 @@ def detect_drift(
         report.drifted, report.share_drifted, report["age"].score
 
     Args:
-        reference: A :class:`Reference`, or a table (pandas DataFrame, mapping of columns,
-            2-D array) to prepare column by column.
+        reference: A :class:`Reference`, a :class:`~shipyard.monitoring.profiles.Profile`
+            (see its tolerances), or a table (pandas DataFrame, mapping of columns, 2-D
+            array) to prepare column by column.
         current: A table with (at least) the compared columns.
         columns: The columns to compare (default: every reference column).
         categorical: Columns to treat as categorical (tables only; a Reference already knows).
@@ -181,6 +183,8 @@ def detect_drift(
             hint="0.5 means: the dataset drifts when half of its columns drift.",
         )
     current_table = table_columns(current)
+    if isinstance(reference, Profile):
+        reference = reference.reference(columns)
     if isinstance(reference, Reference):
         if categorical or numeric:
             raise InvalidArgumentError(
@@ -261,6 +265,9 @@ def prediction_drift(
     Returns:
         The output column's :class:`DriftResult`.
     """
+
+    if isinstance(reference, Profile):
+        reference = reference.reference([column])
 
     def outputs(data: Any, side: str) -> Any:
         if isinstance(data, Reference):

@@ -37,14 +37,17 @@ __all__ = [
     "PSI_EPSILON",
     "StatResult",
     "WindowIndex",
+    "bin_counts",
     "chi_square",
     "histogram_counts",
+    "histogram_sorted",
     "jensen_shannon",
     "ks_2samp",
     "psi",
     "psi_counts",
     "quantile_edges",
     "sturges_counts",
+    "sturges_edges",
     "union_counts",
     "wasserstein_distance",
     "wasserstein_normed",
@@ -346,7 +349,7 @@ def quantile_edges(reference: ArrayLike, bins: int = 10, *, presorted: bool = Fa
     return np.unique(np.quantile(u, np.arange(1, bins) / bins))
 
 
-def _bin_counts(sorted_values: NDArray[np.float64], inner_edges: NDArray) -> NDArray[np.int64]:
+def bin_counts(sorted_values: NDArray[np.float64], inner_edges: NDArray) -> NDArray[np.int64]:
     """Counts of bins ``[e_{i-1}, e_i)`` with open outer bins, from a sorted sample."""
     cut = np.searchsorted(sorted_values, inner_edges, side="left")
     return np.diff(np.concatenate(([0], cut, [sorted_values.size]))).astype(np.int64)
@@ -393,8 +396,8 @@ def sturges_counts(
     """
     u = _sorted_finite(reference, presorted, "reference")
     v = _sorted_finite(current, presorted, "current")
-    edges = _sturges_edges(min(u[0], v[0]), max(u[-1], v[-1]), u.size + v.size)
-    return _histogram_sorted(u, edges), _histogram_sorted(v, edges)
+    edges = sturges_edges(min(u[0], v[0]), max(u[-1], v[-1]), u.size + v.size)
+    return histogram_sorted(u, edges), histogram_sorted(v, edges)
 
 
 def union_counts(
@@ -429,7 +432,7 @@ def _distinct(sorted_values: NDArray[np.float64]) -> tuple[NDArray, NDArray[np.i
     return sorted_values[starts], counts.astype(np.int64)
 
 
-def _sturges_edges(first: float, last: float, size: int) -> NDArray[np.float64]:
+def sturges_edges(first: float, last: float, size: int) -> NDArray[np.float64]:
     """``numpy.histogram_bin_edges(sample, "sturges")`` from the sample's min, max and size."""
     first, last = float(first), float(last)
     width = (last - first) / (np.log2(size) + 1.0)
@@ -439,7 +442,7 @@ def _sturges_edges(first: float, last: float, size: int) -> NDArray[np.float64]:
     return np.linspace(first, last, n_bins + 1, endpoint=True)
 
 
-def _histogram_sorted(sorted_values: NDArray[np.float64], edges: NDArray) -> NDArray[np.int64]:
+def histogram_sorted(sorted_values: NDArray[np.float64], edges: NDArray) -> NDArray[np.int64]:
     """``numpy.histogram(values, edges)[0]``: half-open bins, the last one closed."""
     cut = np.searchsorted(sorted_values, edges, side="left")
     cut[-1] = np.searchsorted(sorted_values, edges[-1], side="right")
@@ -499,7 +502,7 @@ def psi(
     u = _sorted_finite(reference, presorted, "reference")
     v = _sorted_finite(current, presorted, "current")
     edges = quantile_edges(u, bins, presorted=True) if reference_edges is None else reference_edges
-    return psi_counts(_bin_counts(u, edges), _bin_counts(v, edges), epsilon=epsilon)
+    return psi_counts(bin_counts(u, edges), bin_counts(v, edges), epsilon=epsilon)
 
 
 def psi_counts(

@@ -49,3 +49,15 @@ __all__ = [
     "step",
     "when",
 ]
+
+#: Executor functions, imported on first use: the executor needs the metadata store
+#: (SQLAlchemy), which defining a pipeline does not.
+_EXECUTOR = ("cancel", "get_run", "list_runs", "resume", "run_pipeline")
+
+
+def __getattr__(name: str) -> object:
+    if name in _EXECUTOR:
+        from shipyard.pipelines import executor
+
+        return getattr(executor, name)
+    raise AttributeError(f"module 'shipyard.pipelines' has no attribute {name!r}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import keyword
 import types as _pytypes
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple
 
 __all__ = [
@@ -46,6 +46,8 @@ class Artifact:
     """
 
     schema_title: ClassVar[str] = "system.Artifact"
+    # Set by shipyard.pipelines.serialization, which the executor imports before a step runs.
+    _loader: ClassVar[Callable[[Artifact], Any] | None] = None
 
     def __init__(
         self,
@@ -61,6 +63,16 @@ class Artifact:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(uri={self.uri!r}, path={self.path!r})"
+
+    def load(self) -> Any:
+        """The value at ``path`` as the step that wrote it returned it: a DataFrame, an Arrow
+        Table, an ndarray, a dict of metrics, an unpickled object, text or a folder's path."""
+        if Artifact._loader is None:
+            raise RuntimeError(
+                "Artifact.load() runs inside a pipeline step; elsewhere use "
+                "shipyard.pipelines.serialization.load_path(path)."
+            )
+        return Artifact._loader(self)
 
 
 class Dataset(Artifact):

@@ -19,7 +19,10 @@ logger = logging.getLogger("shipyard.server")
 ServiceFactory = Callable[[Any], Callable[[], None] | None]
 
 #: ``"module:function"`` of every service factory, imported when the server starts.
-SERVICE_FACTORIES: list[str] = []
+SERVICE_FACTORIES: list[str] = [
+    "shipyard.monitoring.service:monitor_service",
+    "shipyard.pipelines.scheduler:start_scheduler",
+]
 
 
 def start_background_services(app: Any) -> Callable[[], None]:

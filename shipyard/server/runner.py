@@ -76,7 +76,7 @@ def app_from_env() -> FastAPI:
 _NOT_EXPORTED = frozenset({"admin_password", "token"})
 
 
-def _export(settings: Settings) -> None:
+def export_settings(settings: Settings) -> None:
     """Put the settings in the environment, where spawned workers rebuild them from.
 
     All of them, not only the stores: the bind address, for one, decides whether auth is
@@ -131,7 +131,7 @@ def serve(
     # Refuse to start (auth off on a network address, no admin) before any worker does,
     # and create the first admin once; then the password can leave the environment.
     preflight(settings)
-    _export(settings)
+    export_settings(settings)
     dispose_all()  # no pooled connection may cross into the workers
     uvicorn.run(
         "shipyard.server.runner:app_from_env",

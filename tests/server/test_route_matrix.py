@@ -199,6 +199,58 @@ REQUESTS: dict[tuple[str, str], Build] = {
         "/api/v1/grants",
         params={"resource_type": "models", "resource_name": "m", "principal": "user:target"},
     ),
+    # features
+    ("POST", "/api/v1/features/online"): _json(
+        "/api/v1/features/online", {"features": ["nope:x"], "entities": {"driver_id": [1]}}
+    ),
+    ("POST", "/api/v1/features/push"): _json(
+        "/api/v1/features/push", {"push_source_name": "nope", "df": [{"a": 1}]}
+    ),
+    # pipelines
+    ("POST", "/api/v1/pipelines/runs"): _json(
+        "/api/v1/pipelines/runs", {"pipeline": "no_such_module:flow"}
+    ),
+    ("POST", "/api/v1/pipelines/schedules"): _json(
+        "/api/v1/pipelines/schedules",
+        lambda w: {"name": _unique("sched"), "pipeline": "no_such_module:flow", "cron": "@daily"},
+    ),
+    ("GET", "/api/v1/pipelines/schedules"): _get("/api/v1/pipelines/schedules"),
+    ("GET", "/api/v1/pipelines/schedules/{name}"): _get("/api/v1/pipelines/schedules/nightly"),
+    ("GET", "/api/v1/pipelines/schedules/{name}/fires"): _get(
+        "/api/v1/pipelines/schedules/nightly/fires"
+    ),
+    ("POST", "/api/v1/pipelines/schedules/{name}/pause"): _get(
+        "/api/v1/pipelines/schedules/nightly/pause"
+    ),
+    ("POST", "/api/v1/pipelines/schedules/{name}/resume"): _get(
+        "/api/v1/pipelines/schedules/nightly/resume"
+    ),
+    ("DELETE", "/api/v1/pipelines/schedules/{name}"): _get("/api/v1/pipelines/schedules/nightly"),
+    ("POST", "/api/v1/pipelines/schedules/{name}/backfill"): _json(
+        "/api/v1/pipelines/schedules/nightly/backfill",
+        {"start": "2024-01-01T00:00:00Z", "end": "2024-01-02T00:00:00Z"},
+    ),
+    ("POST", "/api/v1/pipelines/triggers"): _json(
+        "/api/v1/pipelines/triggers",
+        lambda w: {
+            "name": _unique("trig"),
+            "pipeline": "no_such_module:flow",
+            "kind": "alert",
+            "spec": {"alert": "drift"},
+        },
+    ),
+    ("GET", "/api/v1/pipelines/triggers"): _get("/api/v1/pipelines/triggers"),
+    ("GET", "/api/v1/pipelines/triggers/{name}"): _get("/api/v1/pipelines/triggers/retrain"),
+    ("POST", "/api/v1/pipelines/triggers/{name}/pause"): _get(
+        "/api/v1/pipelines/triggers/retrain/pause"
+    ),
+    ("POST", "/api/v1/pipelines/triggers/{name}/resume"): _get(
+        "/api/v1/pipelines/triggers/retrain/resume"
+    ),
+    ("DELETE", "/api/v1/pipelines/triggers/{name}"): _get("/api/v1/pipelines/triggers/retrain"),
+    ("POST", "/api/v1/pipelines/alerts"): _json(
+        "/api/v1/pipelines/alerts", {"alert": "drift", "labels": {"model": "m"}}
+    ),
     # audit
     ("GET", "/api/v1/audit"): _get("/api/v1/audit", params={"limit": 5}),
     ("GET", "/api/v1/audit/verify"): _get("/api/v1/audit/verify"),
