@@ -203,14 +203,18 @@ def run_child(
         err.seek(0)
         stdout = out.read().decode(errors="replace")
         stderr = err.read().decode(errors="replace")
-    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    lines = []
+    for line in map(str.strip, stdout.splitlines()):  # KFP's runner indents step output
+        if line.startswith("{"):  # a tool may also print dict reprs: keep real JSON only
+            with contextlib.suppress(ValueError):
+                lines.append(json.loads(line))
     if proc.returncode != 0 or not lines:
         raise ChildFailed(
             f"{' '.join(argv)} exited {proc.returncode}\n--- stdout\n{stdout[-2000:]}"
             f"\n--- stderr\n{stderr[-4000:]}"
         )
     cpu = usage.ru_utime + usage.ru_stime
-    return ChildResult(json.loads(lines[-1]), wall, usage.ru_maxrss / 1024, cpu)
+    return ChildResult(lines[-1], wall, usage.ru_maxrss / 1024, cpu)
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -90,6 +91,34 @@ def entities(size: str, n: int) -> pa.Table:
     return pa.table(
         {"driver_id": driver_id, "customer_id": customer_id, "event_timestamp": _ts(event)}
     )
+
+
+def fresh_rows(data: Path, drivers: int = 1000) -> pa.Table:
+    """The last hour's row of drivers 1..``drivers``, stamped now: what the online-read
+    workload serves (the data's own 2024 times are far outside the 90-minute TTL)."""
+    import pyarrow.compute as pc
+
+    table = pq.read_table(data / "driver_stats.parquet")
+    hours = SIZES["large" if table.num_rows > 1_000_000 else "small"][1]
+    last = table.slice(table.num_rows - table.num_rows // hours)
+    last = last.filter(pc.less_equal(last.column("driver_id"), drivers))
+    now = pa.array([datetime.now(UTC)] * last.num_rows, pa.timestamp("us", tz="UTC"))
+    for name in ("event_timestamp", "created"):
+        last = last.set_column(last.schema.get_field_index(name), name, now)
+    return last
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak resident set (VmHWM), in MB.
+
+    Not ``ru_maxrss``: that survives ``execve``, so a child started by a big parent reports
+    the parent's size; VmHWM belongs to the address space the child got at exec.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def column_hashes(table: pa.Table) -> dict[str, str]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
+from _data import fresh_rows, peak_rss_mb
 
 warnings.filterwarnings("ignore")
 
@@ -83,20 +84,6 @@ def repo(work: Path, size: str, offline: str):  # type: ignore[no-untyped-def]
     return store, folder
 
 
-def fresh_online_rows(store, data: Path) -> None:  # type: ignore[no-untyped-def]
-    """The last hour's row of drivers 1..1000, stamped now (as shipyard_side.py does)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    table = pq.read_table(data / "driver_stats.parquet")
-    last = table.slice(table.num_rows - table.num_rows // 720)
-    last = last.filter(pc.less_equal(last.column("driver_id"), 1000))
-    now = pa.array([datetime.now(UTC)] * last.num_rows, pa.timestamp("us", tz="UTC"))
-    last = last.set_column(last.schema.get_field_index("event_timestamp"), "event_timestamp", now)
-    last = last.set_column(last.schema.get_field_index("created"), "created", now)
-    store.write_to_online_store("driver_stats", last.to_pandas())
-
-
 def main() -> None:
     work, size, workload, n, offline = (
         Path(sys.argv[1]),
@@ -125,7 +112,9 @@ def main() -> None:
             store.materialize(START, START + timedelta(hours=721))
             out["seconds"] = time.perf_counter() - start
         elif workload in ("online", "online_http"):
-            fresh_online_rows(store, work / "data" / size)
+            store.write_to_online_store(
+                "driver_stats", fresh_rows(work / "data" / size).to_pandas()
+            )
             features = [f"driver_stats:{f}" for f in DRIVER_FEATURES]
             rows = [{"driver_id": i % 1000 + 1} for i in range(n)]
             timings = []
@@ -150,6 +139,7 @@ def main() -> None:
             raise SystemExit(f"unknown workload {workload}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    out["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(out))
 
 

@@ -7,7 +7,7 @@ Data: the driver_stats (7.2M rows) and customer_stats (1.2M rows) tables and the
 frames, generated exactly per the spec (benchmarks/features/_data.py); both sides read the
 same Parquet files, whose column hashes are recorded. Feast runs from its own virtualenv at
 ~/.cache/shipyard-dev/feast-<version> (``feast[duckdb]``), Shipyard from the .venv. Every
-measurement is a fresh child process (peak RSS from wait4); pairs alternate
+measurement is a fresh child process (peak RSS: its own VmHWM); pairs alternate
 Shipyard, Feast, Shipyard, ... Shipyard's PIT join result is checked against a vectorized
 brute-force answer. Writes benchmarks/features/RESULTS.md and results.json.
 """
@@ -104,7 +104,8 @@ def pairs(
                 h.log(f"{key} {side}: FAILED {str(exc)[-1500:]}")
                 sides[side].append({"error": str(exc)[-300:]})
                 continue
-            sides[side].append({**res.data, "peak_rss_mb": res.peak_rss_mb})
+            # the child's own VmHWM (see _data.peak_rss_mb), not wait4's ru_maxrss
+            sides[side].append({"peak_rss_mb": res.peak_rss_mb, **res.data})
             h.log(f"{key} {side} {i + 1}/{count}: {res.data} rss {res.peak_rss_mb:.0f} MB")
     return sides
 
@@ -124,7 +125,8 @@ def render(results: dict[str, Any], facts: dict[str, Any], cmd: str) -> str:
         f"average at start {facts.get('loadavg_start')}; Feast {FEAST} in its own virtualenv.",
         f"- Data: {facts.get('size')} (driver_stats {facts.get('driver_rows'):,} rows, "
         f"customer_stats {facts.get('customer_rows'):,}); column hashes in results.json.",
-        "- Medians over alternating pairs; each measurement a fresh process; peak RSS from wait4.",
+        "- Medians over alternating pairs; each measurement a fresh process; peak RSS is "
+        "the child's own VmHWM.",
         "",
         "| workload | Shipyard | Feast | Feast / Shipyard | Shipyard peak MB | Feast peak MB |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",

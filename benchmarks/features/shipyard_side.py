@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from _data import fresh_rows, peak_rss_mb
 
 DRIVER_FEATURES = ["conv_rate", "acc_rate", "avg_daily_trips", *(f"f{i}" for i in range(1, 8))]
 CUSTOMER_FEATURES = ["c_spend", "c_orders", "c_f1", "c_f2", "c_f3"]
@@ -80,21 +81,6 @@ def definitions(data: Path) -> list[object]:
     ]
 
 
-def fresh_online_rows(store, data: Path) -> None:  # type: ignore[no-untyped-def]
-    """The last hour's row of drivers 1..1000, stamped now, so reads see live values (the
-    data's own 2024 timestamps are far outside the 90-minute TTL)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    table = pq.read_table(data / "driver_stats.parquet")
-    last = table.slice(table.num_rows - table.num_rows // 720)
-    last = last.filter(pc.less_equal(last.column("driver_id"), 1000))
-    now = pa.array([datetime.now(UTC)] * last.num_rows, pa.timestamp("us", tz="UTC"))
-    last = last.set_column(last.schema.get_field_index("event_timestamp"), "event_timestamp", now)
-    last = last.set_column(last.schema.get_field_index("created"), "created", now)
-    store.write_to_online_store("driver_stats", last.to_pandas())
-
-
 def main() -> None:
     work, size, workload, n, online = (
         Path(sys.argv[1]),
@@ -132,7 +118,7 @@ def main() -> None:
         store.materialize(START, START + timedelta(hours=721))
         out["seconds"] = time.perf_counter() - start
     elif workload == "online":
-        fresh_online_rows(store, work / "data" / size)
+        store.write_to_online_store("driver_stats", fresh_rows(work / "data" / size).to_pandas())
         features = [f"driver_stats:{f}" for f in DRIVER_FEATURES]
         rows = [{"driver_id": i % 1000 + 1} for i in range(n)]
         timings = []
@@ -152,6 +138,7 @@ def main() -> None:
         out["seconds"] = time.perf_counter() - start
     else:
         raise SystemExit(f"unknown workload {workload}")
+    out["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(out))
 
 

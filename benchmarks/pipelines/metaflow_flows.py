@@ -49,25 +49,58 @@ elif WORKLOAD == "handoff":
             print("RESULT", float(self.data.sum()))
 
 else:
+    # Metaflow reads the flow's graph from its source, so the ten steps are written out.
 
-    def _add(name: str, following: str):  # type: ignore[no-untyped-def]
-        def body(self):  # type: ignore[no-untyped-def]
-            self.x = getattr(self, "x", 0) + 1
-            self.next(getattr(self, following))
+    class BenchFlow(FlowSpec):
+        @step
+        def start(self):
+            self.x = 1
+            self.next(self.s1)
 
-        body.__name__ = name
-        return step(body)
+        @step
+        def s1(self):
+            self.x += 1
+            self.next(self.s2)
 
-    names = ["start", *(f"s{i}" for i in range(1, 9)), "end"]
-    attrs = {n: _add(n, names[i + 1]) for i, n in enumerate(names[:-1])}
+        @step
+        def s2(self):
+            self.x += 1
+            self.next(self.s3)
 
-    def _end(self):  # type: ignore[no-untyped-def]
-        self.x += 1
-        print("RESULT", self.x)
+        @step
+        def s3(self):
+            self.x += 1
+            self.next(self.s4)
 
-    _end.__name__ = "end"
-    attrs["end"] = step(_end)
-    BenchFlow = type("BenchFlow", (FlowSpec,), attrs)
+        @step
+        def s4(self):
+            self.x += 1
+            self.next(self.s5)
+
+        @step
+        def s5(self):
+            self.x += 1
+            self.next(self.s6)
+
+        @step
+        def s6(self):
+            self.x += 1
+            self.next(self.s7)
+
+        @step
+        def s7(self):
+            self.x += 1
+            self.next(self.s8)
+
+        @step
+        def s8(self):
+            self.x += 1
+            self.next(self.end)
+
+        @step
+        def end(self):
+            self.x += 1
+            print("RESULT", self.x)
 
 
 if __name__ == "__main__":

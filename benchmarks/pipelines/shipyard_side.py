@@ -25,7 +25,7 @@ def main() -> None:
     sys.path.insert(0, str(HERE))
     import shipyard_pipelines as bench
 
-    from shipyard.pipelines.executor import raise_for_status, run_pipeline
+    from shipyard.pipelines import run_pipeline
 
     pipeline, steps = {
         "chain": (bench.chain, 10),
@@ -36,7 +36,7 @@ def main() -> None:
     cache = workload == "cached"
 
     def once() -> object:
-        run = raise_for_status(run_pipeline(pipeline))
+        run = run_pipeline(pipeline).raise_for_status()
         last = run.steps[-1]
         return last.outputs.get("output", last.state)
 

@@ -229,7 +229,8 @@ def backfill_(
     wait: Annotated[bool, typer.Option(help="Wait for the last runs to finish")] = True,
     workspace: WorkspaceOption = None,
 ) -> None:
-    """Run a schedule once per fire time in [start, end], each with that SCHEDULED_TIME."""
+    """Run a schedule once per fire time from START to END (both included), each with that
+    SCHEDULED_TIME."""
     from shipyard.pipelines.scheduler import backfill
 
     settings, _, ws = _settings_engine(workspace)

@@ -274,15 +274,14 @@ def backfill(
 
 
 def scheduler_enabled(settings: Any) -> bool:
-    """Whether the platform server runs the scheduler: ``settings.scheduler`` when the
-    settings have it, else ``SHIPYARD_SCHEDULER`` (``1``/``true``/``on``); off by default,
-    so an app built in tests or notebooks starts no runs by itself."""
-    value = getattr(settings, "scheduler", None)
-    if value is None:
-        value = os.environ.get("SHIPYARD_SCHEDULER", "")
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "on", "yes")
-    return bool(value)
+    """Whether the platform server runs the scheduler: ``settings.scheduler``
+    (``SHIPYARD_SCHEDULER``, on in ``shipyard server``) or ``SHIPYARD_SCHEDULER`` set in
+    the environment after the settings were read; off by default, so an app built in tests
+    or notebooks starts no runs by itself."""
+    if getattr(settings, "scheduler", False) is True:
+        return True
+    value = os.environ.get("SHIPYARD_SCHEDULER", "")
+    return value.strip().lower() in ("1", "true", "on", "yes")
 
 
 def start_scheduler(app: Any) -> Callable[[], None] | None:

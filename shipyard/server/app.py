@@ -21,11 +21,11 @@ from starlette.middleware import Middleware
 from shipyard import __version__
 from shipyard.server import auth
 from shipyard.server.audit import AuditMiddleware
+from shipyard.server.background import start_background_services
 from shipyard.server.deps import PUBLIC, Platform, declared_routes
 from shipyard.server.errors import InternalErrorMiddleware, install_error_handlers
 from shipyard.server.headers import SecurityHeadersMiddleware
 from shipyard.server.limits import BodyLimitMiddleware, RouteLimit
-from shipyard.server.background import start_background_services
 from shipyard.server.routers import (
     artifacts,
     audit,

@@ -113,7 +113,10 @@ def test_materialized_rows_past_the_ttl_read_as_outside_ttl(
 ) -> None:
     _add_file(folder, "a", rows([1], [T0]))
     materialize(feature_store, None, T0, T0 + H)
-    assert _trips(feature_store, [1], now=T0 + 2 * H)[1] == [FieldStatus.OUTSIDE_TTL]
+    # exactly ttl old still counts (as in the PIT join); a microsecond more does not
+    assert _trips(feature_store, [1], now=T0 + 2 * H)[1] == [FieldStatus.PRESENT]
+    past = T0 + 2 * H + timedelta(microseconds=1)
+    assert _trips(feature_store, [1], now=past)[1] == [FieldStatus.OUTSIDE_TTL]
 
 
 def test_progress_reports_every_view(feature_store: Any, folder: Path) -> None:

@@ -251,6 +251,15 @@ REQUESTS: dict[tuple[str, str], Build] = {
     ("POST", "/api/v1/pipelines/alerts"): _json(
         "/api/v1/pipelines/alerts", {"alert": "drift", "labels": {"model": "m"}}
     ),
+    # monitoring
+    ("POST", "/api/v1/monitoring/labels"): _json(
+        "/api/v1/monitoring/labels",
+        {"model": "churn", "labels": [{"request_id": "r1", "label": 1}]},
+    ),
+    ("GET", "/api/v1/monitoring/labels/{model}/count"): _get(
+        "/api/v1/monitoring/labels/churn/count"
+    ),
+    ("GET", "/api/v1/monitoring/metrics"): _get("/api/v1/monitoring/metrics"),
     # audit
     ("GET", "/api/v1/audit"): _get("/api/v1/audit", params={"limit": 5}),
     ("GET", "/api/v1/audit/verify"): _get("/api/v1/audit/verify"),

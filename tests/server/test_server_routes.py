@@ -34,8 +34,14 @@ def test_permission_walk_catches_a_route_without_one(app: Any) -> None:
 
 def test_write_routes_declare_write_permissions(app: Any) -> None:
     # Reads never need a mutating permission; changes never pass with a read permission
-    # (searching is a read, and the token endpoint and logout are public).
-    reads_by_post = {"/api/v1/runs/search", "/api/v1/auth/token", "/api/v1/auth/logout"}
+    # (searching and online feature reads are reads, the token endpoint and logout are
+    # public).
+    reads_by_post = {
+        "/api/v1/runs/search",
+        "/api/v1/auth/token",
+        "/api/v1/auth/logout",
+        "/api/v1/features/online",
+    }
     for route in _api_routes(app):
         permission = route.permission
         assert permission is not None
