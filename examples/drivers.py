@@ -17,6 +17,7 @@ imports this module. ``main(home)`` runs everything; the quickstart calls it.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -245,7 +246,8 @@ def deploy(out: Path) -> None:
         print("    (kubectl is not installed: skipping `shipyard deploy validate`, which builds")
         print("     every overlay with `kubectl kustomize` and checks it against the schemas)")
     for argv in steps:
-        done = subprocess.run([*cli, *argv], capture_output=True, text=True)
+        wide = {**os.environ, "COLUMNS": "250"}  # one line per file written
+        done = subprocess.run([*cli, *argv], capture_output=True, text=True, env=wide)
         lines = (done.stdout + done.stderr).strip().splitlines()
         verdict = "ok" if done.returncode == 0 else "FAILED"
         print(f"    shipyard deploy {argv[0]} {argv[-1]}: {verdict}")
