@@ -21,6 +21,7 @@ and results.json. Not a test: nothing asserts a time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -343,9 +344,11 @@ def wrk(url: str, body_file: Path, connections: int, seconds: float) -> dict[str
     return result
 
 
-def measure(
-    target: Target, kind: str, conns: tuple[int, ...], seconds: float, work: Path, req: dict
-) -> dict[int, dict[str, Any]]:
+@contextlib.contextmanager
+def served(
+    target: Target, kind: str, work: Path, req: dict, extra_args: Sequence[str] = ()
+) -> Iterator[tuple[h.Server, str, Path]]:
+    """``target`` serving ``kind``, warmed up: (the server, the request URL, the body file)."""
     python = target.python()
     if target.prepare is not None:
         target.prepare(python, kind, work)
@@ -353,16 +356,22 @@ def measure(
     body_file = work / f"body-{target.name}-{kind}.json"
     body_file.write_text(json.dumps(target.body(req)))
     run_dir = Path(tempfile.mkdtemp(prefix=f"{target.name}-", dir=work))
-    env = h.side_env(target.env(kind, work))
     url = f"http://127.0.0.1:{port}{target.path}"
-    results: dict[int, dict[str, Any]] = {}
     with h.Server(
-        target.argv(python, port, kind, work),
-        env,
+        [*target.argv(python, port, kind, work), *extra_args],
+        h.side_env(target.env(kind, work)),
         run_dir,
         [f"http://127.0.0.1:{port}{target.health}"],
     ) as server:
-        wrk(url, body_file, 16, min(2.0, seconds))  # warm-up
+        wrk(url, body_file, 16, 2.0)  # warm-up
+        yield server, url, body_file
+
+
+def measure(
+    target: Target, kind: str, conns: tuple[int, ...], seconds: float, work: Path, req: dict
+) -> dict[int, dict[str, Any]]:
+    results: dict[int, dict[str, Any]] = {}
+    with served(target, kind, work, req) as (server, url, body_file):
         for n in conns:
             before = server.mark()
             result = wrk(url, body_file, n, seconds)
@@ -385,26 +394,10 @@ def overload(target: Target, kind: str, rate: float, work: Path, req: dict) -> d
     Run on the RandomForest model: its capacity (a few thousand requests/s at most) is a
     rate one Python load generator can offer twice over on the same machine, which the
     LogisticRegression's ten thousand are not."""
-    python = target.python()
-    if target.prepare is not None:
-        target.prepare(python, kind, work)
-    port = h.free_port()
-    body_file = work / f"body-{target.name}-{kind}.json"
-    body_file.write_text(json.dumps(target.body(req)))
-    run_dir = Path(tempfile.mkdtemp(prefix=f"{target.name}-ol-", dir=work))
-    argv = target.argv(python, port, kind, work)
-    if target.name.startswith("shipyard"):
-        # 64 waiting requests per worker, fewer than the 256 connections, so the excess
-        # is refused with 503 instead of queueing.
-        argv += ["--max-queue", str(OVERLOAD_QUEUE)]
-    with h.Server(
-        argv,
-        h.side_env(target.env(kind, work)),
-        run_dir,
-        [f"http://127.0.0.1:{port}{target.health}"],
-    ):
-        url = f"http://127.0.0.1:{port}{target.path}"
-        wrk(url, body_file, 16, 2.0)
+    # Shipyard: 64 waiting requests per worker, fewer than the 256 connections, so the
+    # excess is refused with 503 instead of queueing.
+    extra = ["--max-queue", str(OVERLOAD_QUEUE)] if target.name.startswith("shipyard") else []
+    with served(target, kind, work, req, extra) as (_, url, body_file):
         out = subprocess.run(
             [
                 str(h.shipyard_python()),

@@ -11,6 +11,7 @@ invalid is refused with the field and the reason::
 from __future__ import annotations
 
 import runpy
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any, Literal, Self, TypeVar
 
@@ -266,8 +267,10 @@ class _Common(_Spec):
             )
         return self._apply(override, env)
 
+    @abstractmethod
     def _apply(self, override: EnvironmentOverride, env: str) -> Self:
-        raise NotImplementedError
+        """This spec with ``override`` (environment ``env``) applied; each target knows
+        which of its fields an environment may change."""
 
 
 class ModelDeploymentSpec(_Common):

@@ -12,10 +12,11 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from croniter import croniter
@@ -261,12 +262,53 @@ class ScheduleNotFoundError(NotFoundError):
     code = "schedule_not_found"
 
 
-class ScheduleStore:
-    """Schedules of one workspace in the metadata store."""
+class NamedRowStore(ABC):
+    """What the schedule and trigger stores share: rows named per workspace in ``table``,
+    each with the fires recorded in ``fires_table`` under ``fires_key`` (a column there and
+    an attribute of the stored object)."""
+
+    table: ClassVar[sa.Table]
+    fires_table: ClassVar[sa.Table]
+    fires_key: ClassVar[str]
 
     def __init__(self, engine: Engine, workspace: str = "default") -> None:
         self.engine = engine
         self.workspace = workspace
+
+    def _where(self, name: str) -> Any:
+        return sa.and_(self.table.c.workspace == self.workspace, self.table.c.name == name)
+
+    def _row(self, name: str) -> Mapping[str, Any] | None:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(self.table).where(self._where(name))).mappings().first()
+
+    @abstractmethod
+    def get(self, name: str) -> Any:
+        """The named object; each store raises its own not-found error."""
+
+    def delete(self, name: str) -> None:
+        """Delete the named row and its fire history."""
+        key = getattr(self.get(name), self.fires_key)
+        with self.engine.begin() as conn:
+            conn.execute(self.fires_table.delete().where(self.fires_table.c[self.fires_key] == key))
+            conn.execute(self.table.delete().where(self._where(name)))
+
+    def run_ids(self, item: Any) -> list[str]:
+        """The runs ``item`` (a schedule or trigger) has started."""
+        column = self.fires_table.c[self.fires_key]
+        query = sa.select(self.fires_table.c.run_id).where(
+            column == getattr(item, self.fires_key), self.fires_table.c.run_id != ""
+        )
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query)]
+
+
+class ScheduleStore(NamedRowStore):
+    """Schedules of one workspace in the metadata store."""
+
+    table = pipeline_schedules
+    fires_table = pipeline_schedule_fires
+    fires_key = "schedule_id"
 
     def create(
         self,
@@ -326,16 +368,9 @@ class ScheduleStore:
             ) from None
         return schedule_from_row(row)
 
-    def _where(self, name: str) -> Any:
-        return sa.and_(
-            pipeline_schedules.c.workspace == self.workspace, pipeline_schedules.c.name == name
-        )
-
     def get(self, name: str) -> Schedule:
         """Raises ScheduleNotFoundError when there is no such schedule."""
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(pipeline_schedules).where(self._where(name))).mappings()
-            found = row.first()
+        found = self._row(name)
         if found is None:
             raise ScheduleNotFoundError(
                 f"No schedule '{name}' in workspace '{self.workspace}'.",
@@ -364,16 +399,6 @@ class ScheduleStore:
         with self.engine.begin() as conn:
             conn.execute(pipeline_schedules.update().where(self._where(name)).values(**values))
         return self.get(name)
-
-    def delete(self, name: str) -> None:
-        schedule = self.get(name)
-        with self.engine.begin() as conn:
-            conn.execute(
-                pipeline_schedule_fires.delete().where(
-                    pipeline_schedule_fires.c.schedule_id == schedule.schedule_id
-                )
-            )
-            conn.execute(pipeline_schedules.delete().where(self._where(name)))
 
     # --- fires ---------------------------------------------------------------------------
 
@@ -477,14 +502,6 @@ class ScheduleStore:
                 }
                 for r in conn.execute(query).mappings()
             ]
-
-    def run_ids(self, schedule: Schedule) -> list[str]:
-        query = sa.select(pipeline_schedule_fires.c.run_id).where(
-            pipeline_schedule_fires.c.schedule_id == schedule.schedule_id,
-            pipeline_schedule_fires.c.run_id != "",
-        )
-        with self.engine.connect() as conn:
-            return [r[0] for r in conn.execute(query)]
 
 
 #: ``starter(pipeline_ref, params, workspace, scheduled_time, run_name) -> run_id``

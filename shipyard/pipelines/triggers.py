@@ -34,7 +34,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from shipyard.errors import ConflictError, InvalidArgumentError, NotFoundError
-from shipyard.pipelines.schedules import RunStarter, active_runs, executor_starter, from_ms
+from shipyard.pipelines.schedules import (
+    NamedRowStore,
+    RunStarter,
+    active_runs,
+    executor_starter,
+    from_ms,
+)
 from shipyard.pipelines.schema import pipeline_trigger_fires, pipeline_triggers
 from shipyard.store.db import now_ms
 
@@ -166,12 +172,12 @@ def check_spec(kind: str, spec: Mapping[str, Any]) -> dict[str, Any]:
     return {"event": event, "model": model}
 
 
-class TriggerStore:
+class TriggerStore(NamedRowStore):
     """Triggers of one workspace in the metadata store."""
 
-    def __init__(self, engine: Engine, workspace: str = "default") -> None:
-        self.engine = engine
-        self.workspace = workspace
+    table = pipeline_triggers
+    fires_table = pipeline_trigger_fires
+    fires_key = "trigger_id"
 
     def create(
         self,
@@ -228,18 +234,8 @@ class TriggerStore:
             ) from None
         return trigger
 
-    def _where(self, name: str) -> Any:
-        return sa.and_(
-            pipeline_triggers.c.workspace == self.workspace, pipeline_triggers.c.name == name
-        )
-
     def get(self, name: str) -> Trigger:
-        with self.engine.connect() as conn:
-            found = (
-                conn.execute(sa.select(pipeline_triggers).where(self._where(name)))
-                .mappings()
-                .first()
-            )
+        found = self._row(name)
         if found is None:
             raise TriggerNotFoundError(
                 f"No trigger '{name}' in workspace '{self.workspace}'.",
@@ -265,16 +261,6 @@ class TriggerStore:
                 .values(paused=paused, updated_at=now_ms())
             )
         return self.get(name)
-
-    def delete(self, name: str) -> None:
-        trigger = self.get(name)
-        with self.engine.begin() as conn:
-            conn.execute(
-                pipeline_trigger_fires.delete().where(
-                    pipeline_trigger_fires.c.trigger_id == trigger.trigger_id
-                )
-            )
-            conn.execute(pipeline_triggers.delete().where(self._where(name)))
 
     def claim(self, trigger: Trigger, fingerprint: str, detail: Mapping[str, Any]) -> bool:
         """Record an event; False when this trigger has seen it before."""
@@ -317,14 +303,6 @@ class TriggerStore:
                 for r in conn.execute(query).mappings()
             ]
         return [r for r in rows if not r["detail"].get("baseline")]
-
-    def run_ids(self, trigger: Trigger) -> list[str]:
-        query = sa.select(pipeline_trigger_fires.c.run_id).where(
-            pipeline_trigger_fires.c.trigger_id == trigger.trigger_id,
-            pipeline_trigger_fires.c.run_id != "",
-        )
-        with self.engine.connect() as conn:
-            return [r[0] for r in conn.execute(query)]
 
     def fire(
         self,
